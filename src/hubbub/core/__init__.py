@@ -1,0 +1,1 @@
+"""The core: types, events and the ChatService every dialect calls."""

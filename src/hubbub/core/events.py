@@ -1,0 +1,58 @@
+"""Typed events the core emits. Framing (SSE, WebSocket, JSON) is each dialect's job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from hubbub.core.types import FinishReason, Usage
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: FinishReason
+
+
+@dataclass(frozen=True)
+class ChatCreated:
+    """A stored chat exists (its id), first event of a stored-chat stream."""
+
+    chat_id: str
+
+
+@dataclass(frozen=True)
+class DslUpdate:
+    dsl: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PhaseChange:
+    phase: str
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The end of a stored-chat stream (after text, dsl, phase), with the turn's usage."""
+
+    status: str = "complete"
+    usage: Usage = Usage()
+
+
+ProviderEvent = Union[TextDelta, UsageReport, Finish]
+Event = Union[TextDelta, UsageReport, Finish, ChatCreated, DslUpdate, PhaseChange, ErrorEvent, Done]

@@ -1,0 +1,234 @@
+"""ChatService: the one core every dialect calls.
+
+Stateless chats (bento, bots, OpenAI) go through ``open_stream``/``complete``:
+the request is checked (model, context length) and the first event is awaited
+before a dialect commits to a 200, so early failures get proper statuses.
+Stored chats (builder, conversations) go through ``turns.TurnRunner``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field, replace
+from typing import AsyncIterator
+
+from hubbub.core.context import check_fits
+from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
+from hubbub.core.types import Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Usage, UsageRecord
+from hubbub.errors import HubbubError, NotFound, UpstreamError
+from hubbub.providers.registry import CatalogEntry, ModelRegistry
+from hubbub.storage.repositories import BotRepository, UsageRepository
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BOT_SLUG = "default"
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+@dataclass
+class ChatRequest:
+    """A chat request in core terms, whatever dialect it came from."""
+
+    messages: list[Message]
+    model: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    bot: Bot | None = None
+    owner: str | None = None  # the API key id that asked (None: open server or admin)
+    user_id: str | None = None  # the end user named in the request
+    request_id: str | None = None
+
+
+def apply_bot(messages: list[Message], bot: Bot | None) -> list[Message]:
+    """Prepend the bot's system prompt (before any the client sent)."""
+    if bot is None or not bot.system_prompt:
+        return list(messages)
+    return [Message("system", bot.system_prompt), *messages]
+
+
+def bot_params(params: SamplingParams, bot: Bot | None, explicit: set[str]) -> SamplingParams:
+    """The bot's settings, except those the request set explicitly."""
+    if bot is None:
+        return params
+    changes = {}
+    if bot.temperature is not None and "temperature" not in explicit:
+        changes["temperature"] = bot.temperature
+    if bot.top_p is not None and "top_p" not in explicit:
+        changes["top_p"] = bot.top_p
+    if bot.max_tokens is not None and "max_tokens" not in explicit:
+        changes["max_tokens"] = bot.max_tokens
+    return replace(params, **changes)
+
+
+class Generation:
+    """One running stateless generation: iterate it for events; it records its own usage."""
+
+    def __init__(
+        self,
+        service: "ChatService",
+        entry: CatalogEntry,
+        request: ChatRequest,
+        events: AsyncIterator[ProviderEvent],
+        prompt_tokens: int,
+    ) -> None:
+        self._service = service
+        self.entry = entry
+        self.model: ModelInfo = entry.info
+        self.request = request
+        self._events = events
+        self._first: ProviderEvent | None = None
+        self.prompt_tokens = prompt_tokens
+        self.text_parts: list[str] = []
+        self.usage: Usage | None = None
+        self.finish_reason: FinishReason | None = None
+        self._recorded = False
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
+
+    async def prime(self) -> None:
+        """Wait for the first event, so errors before any output raise here."""
+        try:
+            self._first = await anext(self._events)
+        except StopAsyncIteration:
+            self._first = None
+        except BaseException:
+            await self._close()
+            raise
+
+    async def __aiter__(self) -> AsyncIterator[ProviderEvent]:
+        try:
+            if self._first is not None:
+                first, self._first = self._first, None
+                self._track(first)
+                yield first
+            async for event in self._events:
+                self._track(event)
+                yield event
+        finally:
+            await self._close()
+
+    def _track(self, event: ProviderEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.text_parts.append(event.text)
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        elif isinstance(event, Finish):
+            self.finish_reason = event.reason
+
+    async def _close(self) -> None:
+        await self._events.aclose()
+        if not self._recorded:
+            self._recorded = True
+            self._service.spawn(self._record())
+
+    async def _record(self) -> None:
+        usage = self.usage
+        if usage is None:  # disconnected before the provider reported: count what was generated
+            completion = await self.entry.provider.count_text_tokens(self.text, self.entry.upstream_model)
+            usage = Usage(self.prompt_tokens, completion)
+            self.usage = usage
+        await self._service.record_usage(
+            UsageRecord(
+                model=self.model.id,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=self.model.cost(usage),
+                owner=self.request.owner,
+                user_id=self.request.user_id,
+                request_id=self.request.request_id,
+            )
+        )
+
+    async def collect(self) -> str:
+        async for _ in self:
+            pass
+        return self.text
+
+
+class ChatService:
+    def __init__(self, registry: ModelRegistry, bots: BotRepository, usage: UsageRepository) -> None:
+        self.registry = registry
+        self.bots = bots
+        self.usage = usage
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    # -- background work -------------------------------------------------------
+
+    def spawn(self, coro) -> asyncio.Task:  # noqa: ANN001
+        """Run ``coro`` in the background, kept alive and awaited at shutdown."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=timeout)
+
+    # -- catalog and bots ------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        return self.registry.models()
+
+    def model(self, model_id: str | None) -> ModelInfo:
+        return self.registry.get(model_id).info
+
+    async def bot(self, uid_or_slug: str, owner: str | None = None) -> Bot:
+        bot = await self.bots.get(uid_or_slug, owner)
+        if bot is None:
+            raise NotFound("bot", uid_or_slug)
+        return bot
+
+    async def ensure_default_bot(self) -> Bot:
+        return await self.bots.ensure(
+            Bot(uid="", slug=DEFAULT_BOT_SLUG, name="Default", system_prompt=DEFAULT_SYSTEM_PROMPT)
+        )
+
+    async def record_usage(self, record: UsageRecord) -> None:
+        try:
+            await self.usage.record(record)
+        except Exception:  # usage must never break a chat; it is logged for the operator
+            log.exception("could not record usage")
+
+    # -- stateless chats -------------------------------------------------------
+
+    async def open_stream(self, request: ChatRequest) -> Generation:
+        """Check ``request``, start generating, and wait for the first event."""
+        entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
+        messages = apply_bot(request.messages, request.bot)
+        prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, entry.info.context_length)
+        params = request.params
+        room = entry.info.context_length - prompt_tokens
+        if params.max_tokens is None or params.max_tokens > room:
+            params = replace(params, max_tokens=room)
+        provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params)
+        events = guarded(entry.provider.stream(provider_request))
+        generation = Generation(self, entry, request, events, prompt_tokens)
+        await generation.prime()
+        return generation
+
+    async def complete(self, request: ChatRequest) -> Generation:
+        generation = await self.open_stream(request)
+        await generation.collect()
+        return generation
+
+
+async def guarded(events: AsyncIterator[ProviderEvent]) -> AsyncIterator[ProviderEvent]:
+    """Turn any unexpected provider failure into ``UpstreamError``, never a bare 500."""
+    try:
+        async for event in events:
+            yield event
+    except HubbubError:
+        raise
+    except Exception as exc:
+        log.exception("provider failed")
+        raise UpstreamError("Model error", details=type(exc).__name__) from exc
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,243 @@
+"""Stored-chat turns (builder and conversations dialects).
+
+A turn stores the new user message and an assistant row (status ``streaming``)
+before the first token, then generates in a background task that outlives the
+HTTP request: every event goes to the stream hub under the chat id (so any
+number of clients can follow, and a reloaded page can resume), the row is
+flushed at least every ``flush_interval_seconds``, and the final status is
+``complete``, ``stopped`` (explicit stop), ``interrupted`` (shutdown) or
+``error``. What was generated is always kept.
+
+After a complete turn, ``TurnHook``\\ s run (the builder's DSL extraction) and
+may publish more events before ``Done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Protocol
+
+from hubbub.core.context import completion_reserve, trim_to_fit
+from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, Finish, TextDelta, UsageReport
+from hubbub.core.ids import new_id
+from hubbub.core.service import ChatService, guarded, apply_bot
+from hubbub.core.types import (
+    Bot,
+    Conversation,
+    Message,
+    MessageStatus,
+    ProviderRequest,
+    SamplingParams,
+    StoredMessage,
+    Usage,
+    UsageRecord,
+)
+from hubbub.errors import ErrorInfo, HubbubError
+from hubbub.providers.registry import CatalogEntry
+from hubbub.storage.repositories import ConversationRepository
+from hubbub.streams.base import StreamHub
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnContext:
+    """What a hook sees once a turn has completed."""
+
+    conversation: Conversation
+    messages: list[Message]  # the whole stored history, the new reply included
+    reply: str
+    entry: CatalogEntry
+    options: dict[str, Any]
+
+
+class TurnHook(Protocol):
+    async def after_turn(self, ctx: TurnContext) -> list[Event]: ...
+
+
+@dataclass
+class Turn:
+    conversation_id: str
+    message_id: str
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[None]
+    message_id: str
+    stop_requested: bool = False
+
+
+@dataclass
+class TurnOptions:
+    model: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    bot: Bot | None = None
+    owner: str | None = None
+    user_id: str | None = None
+    request_id: str | None = None
+    hook_options: dict[str, Any] = field(default_factory=dict)
+
+
+class TurnRunner:
+    def __init__(
+        self,
+        service: ChatService,
+        conversations: ConversationRepository,
+        hub: StreamHub,
+        *,
+        flush_interval: float = 1.0,
+        on_disconnect: str = "continue",
+    ) -> None:
+        self.service = service
+        self.conversations = conversations
+        self.hub = hub
+        self.flush_interval = flush_interval
+        self.on_disconnect = on_disconnect
+        self.hooks: list[TurnHook] = []
+        self._running: dict[str, _Running] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def is_running(self, conversation_id: str) -> bool:
+        return conversation_id in self._running
+
+    async def start(self, conv: Conversation, new_messages: list[Message], opts: TurnOptions) -> Turn:
+        """Check, store and start a turn. Errors before any storage: model, context length."""
+        lock = self._locks.setdefault(conv.id, asyncio.Lock())
+        async with lock:  # one turn at a time per conversation, in arrival order
+            previous = self._running.get(conv.id)
+            if previous is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(previous.task)
+            entry = self.service.registry.get(opts.model or conv.model or (opts.bot.model if opts.bot else None))
+            stored = await self.conversations.messages(conv.id)
+            history = [Message(m.role, m.content) for m in stored if m.content or m.role != "assistant"]
+            prompt = apply_bot(history + new_messages, opts.bot)
+            reserve = completion_reserve(entry.info.context_length, opts.params.max_tokens)
+            prompt, prompt_tokens = await trim_to_fit(
+                entry.provider, entry.upstream_model, prompt, entry.info.context_length, reserve
+            )
+            room = entry.info.context_length - prompt_tokens
+            params = opts.params
+            if params.max_tokens is None or params.max_tokens > room:
+                params = SamplingParams(**{**params.__dict__, "max_tokens": room})
+            reply = StoredMessage(
+                id=new_id("msg_"), conversation_id=conv.id, role="assistant", content="", status="streaming",
+                prompt_tokens=prompt_tokens, model=entry.info.id,
+            )
+            rows = [StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role=m.role, content=m.content)
+                    for m in new_messages]
+            await self.conversations.add_messages(conv.id, [*rows, reply])
+            await self.hub.open(conv.id)
+            await self.hub.publish(conv.id, ChatCreated(conv.id))
+            request = ProviderRequest(model=entry.upstream_model, messages=prompt, params=params)
+            running = _Running(task=None, message_id=reply.id)  # type: ignore[arg-type]
+            self._running[conv.id] = running
+            running.task = self.service.spawn(self._run(conv, entry, request, reply, prompt_tokens, opts, running))
+            return Turn(conv.id, reply.id)
+
+    async def stop(self, conversation_id: str) -> bool:
+        """Stop the running turn of ``conversation_id`` here; False when none runs here."""
+        running = self._running.get(conversation_id)
+        if running is None:
+            return False
+        running.stop_requested = True
+        running.task.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(running.task)
+        return True
+
+    async def follow(self, conversation_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """Events of the current generation after ``after``; honours ``on_disconnect``."""
+        finished = False
+        try:
+            async for seq, event in self.hub.subscribe(conversation_id, after):
+                yield seq, event
+                if isinstance(event, Done):
+                    finished = True
+                    return
+        finally:
+            if not finished and self.on_disconnect == "stop":
+                await self.stop(conversation_id)
+
+    async def _run(
+        self,
+        conv: Conversation,
+        entry: CatalogEntry,
+        request: ProviderRequest,
+        reply: StoredMessage,
+        prompt_tokens: int,
+        opts: TurnOptions,
+        running: _Running,
+    ) -> None:
+        parts: list[str] = []
+        usage: Usage | None = None
+        status: MessageStatus = "complete"
+        last_flush = time.monotonic()
+        key = conv.id
+        try:
+            async for event in guarded(entry.provider.stream(request)):
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    await self.hub.publish(key, event)
+                    if time.monotonic() - last_flush >= self.flush_interval:
+                        last_flush = time.monotonic()
+                        await self.conversations.update_message(reply.id, content="".join(parts), status="streaming")
+                elif isinstance(event, UsageReport):
+                    usage = event.usage
+                elif isinstance(event, Finish):
+                    pass
+        except asyncio.CancelledError:
+            status = "stopped" if running.stop_requested else "interrupted"
+        except Exception as exc:
+            status = "error"
+            info = ErrorInfo.from_exception(exc)
+            if not isinstance(exc, HubbubError):
+                log.exception("turn failed")
+            await self.hub.publish(key, ErrorEvent(info.code, info.message))
+        try:
+            await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
+        finally:
+            self._running.pop(key, None)
+            await self.hub.close(key)
+
+    async def _finish(
+        self,
+        conv: Conversation,
+        entry: CatalogEntry,
+        reply: StoredMessage,
+        prompt_tokens: int,
+        parts: list[str],
+        usage: Usage | None,
+        status: MessageStatus,
+        opts: TurnOptions,
+    ) -> None:
+        text = "".join(parts)
+        if usage is None:
+            completion = await entry.provider.count_text_tokens(text, entry.upstream_model) if text else 0
+            usage = Usage(prompt_tokens, completion)
+        await self.conversations.update_message(
+            reply.id, content=text, status=status, prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        )
+        await self.service.record_usage(
+            UsageRecord(
+                model=entry.info.id, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                cost=entry.info.cost(usage), owner=opts.owner, user_id=opts.user_id, conversation_id=conv.id,
+                message_id=reply.id, request_id=opts.request_id,
+            )
+        )
+        if status == "complete" and self.hooks:
+            stored = await self.conversations.messages(conv.id)
+            ctx = TurnContext(conv, [Message(m.role, m.content) for m in stored], text, entry, opts.hook_options)
+            for hook in self.hooks:
+                try:
+                    for event in await hook.after_turn(ctx):
+                        await self.hub.publish(conv.id, event)
+                except Exception:  # a hook never costs the user their answer
+                    log.exception("turn hook failed")
+        await self.hub.publish(conv.id, Done(status, usage))

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible dialect (API.md §5): /v1/chat/completions and /v1/models."""

@@ -1,0 +1,43 @@
+"""/v1/chat/completions and /v1/models."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from hubbub.core.service import ChatRequest, bot_params
+from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.openai import adapter
+from hubbub.dialects.openai.protocol import ChatCompletionRequest
+from hubbub.dialects.routing import dialect_router, request_id
+from hubbub.dialects.sse import SSEResponse
+
+router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"])
+
+
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, service: Service, settings: AppSettings, owner: Owner
+) -> Response:
+    params, explicit = adapter.to_params(body)
+    bot = await service.bot(body.model[1:], owner) if body.model.startswith("@") else None
+    chat = ChatRequest(
+        messages=adapter.to_messages(body),
+        model=None if bot else body.model,
+        params=bot_params(params, bot, explicit),
+        bot=bot,
+        owner=owner,
+        user_id=body.user,
+        request_id=request_id(request),
+    )
+    generation = await service.open_stream(chat)
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return SSEResponse(adapter.chunk_stream(generation, body.model, include_usage), settings.sse_ping_seconds)
+    await generation.collect()
+    return Response(adapter.dumps(adapter.completion_body(generation, body.model)), media_type="application/json")
+
+
+@router.get("/models", summary="List models (OpenAI-compatible)")
+async def list_models(service: Service) -> Response:
+    data = [adapter.model_body(m) for m in service.models()]
+    return Response(adapter.dumps({"object": "list", "data": data}), media_type="application/json")

@@ -1,0 +1,67 @@
+"""The route class every dialect router uses.
+
+It does two things for each request, in one place, so routers stay thin:
+reads the body under the size limit (413 in the dialect's shape), and turns any
+error — the core's ``HubbubError``, FastAPI's ``RequestValidationError`` for
+malformed JSON or wrong types, or an unexpected exception — into the dialect's
+own body and status via its single ``render_error`` function.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+
+from hubbub.errors import HubbubError, PayloadTooLarge
+
+log = logging.getLogger(__name__)
+
+ErrorRenderer = Callable[[Exception, Request], Response]
+
+
+async def read_body_limited(request: Request, limit: int) -> None:
+    """Read the body once, refusing more than ``limit`` bytes; FastAPI reuses the cached body."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(limit)
+    size = 0
+    parts: list[bytes] = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(limit)
+        parts.append(chunk)
+    request._body = b"".join(parts)  # Starlette's own cache of the body
+
+
+def dialect_router(render_error: ErrorRenderer, *, body_limit_setting: str = "max_body_bytes", **kwargs) -> APIRouter:
+    class DialectRoute(APIRoute):
+        def get_route_handler(self) -> Callable:
+            handler = super().get_route_handler()
+
+            async def route_handler(request: Request) -> Response:
+                try:
+                    if request.method in ("POST", "PUT", "PATCH"):
+                        limit = getattr(request.app.state.settings, body_limit_setting)
+                        await read_body_limited(request, limit)
+                    return await handler(request)
+                except (HubbubError, RequestValidationError) as exc:
+                    return render_error(exc, request)
+                except HTTPException:
+                    raise
+                except Exception as exc:  # never a bare 500: the dialect's shape, with the request id
+                    log.exception("unhandled error on %s", request.url.path)
+                    return render_error(exc, request)
+
+            return route_handler
+
+    return APIRouter(route_class=DialectRoute, **kwargs)
+
+
+def request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", "") or ""

@@ -1,0 +1,1 @@
+"""Model providers: the embedded llama.cpp model and upstream APIs, behind one seam."""

@@ -1,0 +1,1 @@
+"""Resumable event buffers for stored-chat generations (memory now; Redis when configured)."""

@@ -1,0 +1,31 @@
+"""The stream hub seam.
+
+Every generation of a stored chat publishes sequence-numbered events under its
+chat id. Any number of subscribers replay from a given sequence number and then
+follow live events until the channel closes. Buffers are bounded and expire.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncIterator, Protocol
+
+from hubbub.core.events import Event
+
+
+class StreamHub(Protocol):
+    async def open(self, key: str) -> None:
+        """Start a fresh channel for ``key`` (a new generation), dropping an older finished one."""
+
+    async def publish(self, key: str, event: Event) -> int:
+        """Append ``event``; returns its sequence number (1, 2, …)."""
+
+    async def close(self, key: str) -> None:
+        """Mark the channel finished; it stays readable until it expires."""
+
+    async def is_live(self, key: str) -> bool:
+        """Whether a generation is still publishing on ``key``."""
+
+    def subscribe(self, key: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        """Events with sequence number > ``after``, then live ones until the channel closes."""
+
+    async def aclose(self) -> None: ...

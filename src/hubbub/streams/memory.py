@@ -1,0 +1,88 @@
+"""The in-process stream hub (single replica)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from hubbub.core.events import Event
+
+
+@dataclass
+class _Channel:
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    first_seq: int = 1  # sequence number of events[0] (older ones were evicted)
+    next_seq: int = 1
+    live: bool = True
+    closed_at: float = 0.0
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+
+class MemoryStreamHub:
+    """Keeps at most ``max_events`` per channel and drops finished channels after ``ttl`` seconds."""
+
+    def __init__(self, max_events: int = 10_000, ttl: float = 300.0) -> None:
+        self._channels: dict[str, _Channel] = {}
+        self._max_events = max_events
+        self._ttl = ttl
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        dead = [k for k, c in self._channels.items() if not c.live and now - c.closed_at > self._ttl]
+        for key in dead:
+            del self._channels[key]
+
+    async def open(self, key: str) -> None:
+        self._expire()
+        self._channels[key] = _Channel()
+
+    async def publish(self, key: str, event: Event) -> int:
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = _Channel()
+        seq = channel.next_seq
+        channel.next_seq += 1
+        channel.events.append((seq, event))
+        if len(channel.events) > self._max_events:
+            drop = len(channel.events) - self._max_events
+            del channel.events[:drop]
+            channel.first_seq = channel.events[0][0]
+        async with channel.changed:
+            channel.changed.notify_all()
+        return seq
+
+    async def close(self, key: str) -> None:
+        channel = self._channels.get(key)
+        if channel is None:
+            return
+        channel.live = False
+        channel.closed_at = time.monotonic()
+        async with channel.changed:
+            channel.changed.notify_all()
+
+    async def is_live(self, key: str) -> bool:
+        channel = self._channels.get(key)
+        return channel is not None and channel.live
+
+    async def subscribe(self, key: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+        channel = self._channels.get(key)
+        if channel is None:
+            return
+        while True:
+            start = max(after + 1 - channel.first_seq, 0)
+            for seq, event in channel.events[start:]:
+                after = seq
+                yield seq, event
+            if not channel.live:
+                return
+            async with channel.changed:
+                if channel.live and (not channel.events or channel.events[-1][0] <= after):
+                    await channel.changed.wait()
+
+    def __len__(self) -> int:
+        return len(self._channels)
+
+    async def aclose(self) -> None:
+        self._channels.clear()

@@ -1,0 +1,171 @@
+"""Test support: a real hubbub server in a thread, SSE parsing, a scripted provider."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import uvicorn
+
+from hubbub.app import create_app
+from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
+from hubbub.core.types import Message, ModelInfo, ProviderRequest, Usage
+from hubbub.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """A real hubbub (uvicorn) serving on a free loopback port from a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.port
+        self.app = create_app(settings)
+        self._server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        deadline = time.monotonic() + 60
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("hubbub test server did not start")
+            time.sleep(0.02)
+        return self
+
+    @property
+    def container(self) -> Any:
+        return self.app.state.container
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        """Run ``coro`` on the server's own event loop (for repositories and the like)."""
+        loop = self._server_loop()
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+
+    def _server_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
+
+
+def start_server(tmp: Path, **overrides: Any) -> ServerThread:
+    settings = Settings(
+        host="127.0.0.1",
+        port=free_port(),
+        data_dir=tmp,
+        **overrides,
+    )
+    server = ServerThread(settings)
+    loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
+
+    original = server.app.router.lifespan_context
+
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def lifespan(app):  # noqa: ANN001
+        loop_holder["loop"] = asyncio.get_running_loop()
+        async with original(app):
+            yield
+
+    server.app.router.lifespan_context = lifespan
+    server.start()
+    server._loop = loop_holder["loop"]
+    return server
+
+
+@dataclass
+class SSEEvent:
+    data: str
+    id: str | None = None
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[SSEEvent]:
+    """Parse an SSE body (``data:`` and ``id:`` lines; comments skipped)."""
+    data: list[str] = []
+    event_id: str | None = None
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield SSEEvent("\n".join(data), event_id)
+            data, event_id = [], None
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("id:"):
+            event_id = line[3:].strip()
+    if data:
+        yield SSEEvent("\n".join(data), event_id)
+
+
+async def collect_sse(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> tuple[httpx.Response, list[SSEEvent]]:
+    async with client.stream(method, url, **kwargs) as response:
+        if response.status_code != 200:
+            await response.aread()
+            return response, []
+        return response, [e async for e in sse_events(response)]
+
+
+class ScriptedProvider:
+    """Replies with exact text, one word per delta. For tests that need exact text only."""
+
+    name = "scripted"
+    supports_json_schema = False
+
+    def __init__(self, reply: str, delay: float = 0.0) -> None:
+        self.reply = reply
+        self.delay = delay
+        self.requests: list[ProviderRequest] = []
+
+    def pieces(self) -> list[str]:
+        words = self.reply.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+    async def count_tokens(self, messages: list[Message], model: str = "") -> int:
+        return sum(len(m.content.split()) + 4 for m in messages)
+
+    async def count_text_tokens(self, text: str, model: str = "") -> int:
+        return len(text.split())
+
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        self.requests.append(request)
+        for piece in self.pieces():
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield TextDelta(piece)
+        prompt = await self.count_tokens(request.messages)
+        yield UsageReport(Usage(prompt, len(self.pieces())))
+        yield Finish("stop")
+
+    async def aclose(self) -> None:
+        pass
+
+
+def register_scripted(server: ServerThread, model_id: str, provider: ScriptedProvider, context_length: int = 4096) -> None:
+    server.container.registry.register(ModelInfo(id=model_id, name=model_id, context_length=context_length), provider)
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")
