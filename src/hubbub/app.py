@@ -143,8 +143,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
 
     from hubbub import ops
-    from hubbub.dialects.openai.router import router as openai_router
+    from hubbub.dialects import dispatch
+    from hubbub.dialects.bento import router as bento
+    from hubbub.dialects.bots import router as bots
+    from hubbub.dialects.builder import router as builder
+    from hubbub.dialects.conversations import router as conversations
+    from hubbub.dialects.openai import router as openai
 
     app.include_router(ops.router)
-    app.include_router(openai_router)
+    app.include_router(openai.router)
+    app.include_router(bento.router, prefix=settings.bento_prefix)
+    app.include_router(dispatch.router)
+    app.include_router(builder.router)
+    app.include_router(conversations.router)
+    app.include_router(bots.router)
     return app

@@ -1,0 +1,1 @@
+"""The bento dialect (API.md)."""

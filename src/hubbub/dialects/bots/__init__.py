@@ -1,0 +1,1 @@
+"""The bots dialect (API.md)."""

@@ -1,0 +1,1 @@
+"""The builder dialect (API.md)."""

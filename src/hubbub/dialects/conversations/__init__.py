@@ -1,0 +1,1 @@
+"""The conversations dialect (API.md)."""
