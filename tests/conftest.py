@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import AsyncIterator, Iterator
 
@@ -63,3 +64,28 @@ async def client(server: ServerThread) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session (dropped afterwards)."""
+    import uuid
+
+    import asyncpg
+
+    name = f"hubbub_test_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(user="postgres", host="127.0.0.1", port=5432, database="test")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    def run(sql: str) -> None:  # in a thread: this fixture may be set up from inside the event loop
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, admin(sql)).result()
+
+    run(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

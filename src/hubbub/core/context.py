@@ -42,7 +42,8 @@ async def trim_to_fit(
     minimum = await count(max(len(rest) - 1, 0))
     if minimum >= context_length:
         raise ContextTooLong(context_length, minimum)
-    lo, hi = 1, max(len(rest) - 1, 0)  # smallest drop that fits lies in [lo, hi]
+    hi = max(len(rest) - 1, 0)
+    lo = min(1, hi)  # smallest drop that fits lies in [lo, hi]; a lone message is never dropped
     best_n = minimum
     while lo < hi:
         mid = (lo + hi) // 2

@@ -70,6 +70,7 @@ class _Running:
     task: asyncio.Task[None]
     message_id: str
     stop_requested: bool = False
+    generating: bool = False  # only the generation is ever cancelled, never the final bookkeeping
 
 
 @dataclass
@@ -146,7 +147,10 @@ class TurnRunner:
         if running is None:
             return False
         running.stop_requested = True
-        running.task.cancel()
+        # A task not yet started sees ``stop_requested`` when it does; one already
+        # finishing must not be cancelled, or its row would stay ``streaming``.
+        if running.generating:
+            running.task.cancel()
         with contextlib.suppress(BaseException):
             await asyncio.shield(running.task)
         return True
@@ -180,6 +184,9 @@ class TurnRunner:
         last_flush = time.monotonic()
         key = conv.id
         try:
+            running.generating = True
+            if running.stop_requested:  # stopped before the task had started
+                raise asyncio.CancelledError
             async for event in guarded(entry.provider.stream(request)):
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
@@ -194,11 +201,13 @@ class TurnRunner:
         except asyncio.CancelledError:
             status = "stopped" if running.stop_requested else "interrupted"
         except Exception as exc:
+            running.generating = False
             status = "error"
             info = ErrorInfo.from_exception(exc)
             if not isinstance(exc, HubbubError):
                 log.exception("turn failed")
             await self.hub.publish(key, ErrorEvent(info.code, info.message))
+        running.generating = False
         try:
             await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
         finally:

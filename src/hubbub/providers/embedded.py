@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import codecs
 import importlib.util
-import json
+import itertools
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,24 @@ class EmbeddedModel:
         self._vocab = self._llm._model.vocab
         self._is_eog = llama_cpp.llama_vocab_is_eog
         self._default_seed = llama_cpp.LLAMA_DEFAULT_SEED
+        # Observability of the worker (tests and /metrics): is a job decoding, and when did the last one end.
+        self.busy = False
+        self.last_finished_at = 0.0
+        # llama.cpp polls an abort callback between graph nodes. It is installed only while a
+        # prompt is being evaluated (long prompts take seconds), so a cancel interrupts the
+        # prefill at once; during token-by-token decoding we check between tokens instead,
+        # because calling into Python for every graph node would slow decoding down.
+        self._job_cancel: threading.Event | None = None
+        self._abort_cb = llama_cpp.ggml_abort_callback(self._should_abort)
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()
+        self._set_abort = llama_cpp.llama_set_abort_callback
+
+    def _should_abort(self, _data: object) -> bool:
+        cancel = self._job_cancel
+        return cancel is not None and cancel.is_set()
+
+    def _abort_during_prefill(self, on: bool) -> None:
+        self._set_abort(self._llm._ctx.ctx, self._abort_cb if on else self._no_abort_cb, None)
 
     def _piece(self, token: int) -> str:
         return self._llm.detokenize([token], special=True).decode("utf-8", errors="ignore")
@@ -109,12 +128,15 @@ class EmbeddedModel:
 
     def run(self, job: _Job) -> None:
         """Decode ``job`` to its end, emitting events; never raises into the worker."""
+        self.busy = True
         try:
             self._decode(job)
         except Exception as exc:  # the worker must survive anything a request does
             log.exception("embedded model failed")
             job.emit(UpstreamError("Model error", details=str(exc)))
         finally:
+            self.busy = False
+            self.last_finished_at = time.monotonic()
             job.emit(_END)
 
     def _decode(self, job: _Job) -> None:
@@ -131,7 +153,7 @@ class EmbeddedModel:
             job.emit(UsageReport(Usage(len(job.tokens), 0)))
             job.emit(Finish("length"))
             return
-        for token in llm.generate(
+        tokens = llm.generate(
             job.tokens,
             temp=params.temperature,
             top_p=params.top_p,
@@ -139,7 +161,19 @@ class EmbeddedModel:
             min_p=0.0,
             repeat_penalty=1.0,
             grammar=grammar,
-        ):
+        )
+        self._job_cancel = job.cancel
+        self._abort_during_prefill(True)
+        try:
+            first = next(tokens)
+        except RuntimeError:
+            if not job.cancel.is_set():
+                raise
+            first = None  # the prefill was aborted by the cancel: nothing was generated
+        finally:
+            self._abort_during_prefill(False)
+            self._job_cancel = None
+        for token in itertools.chain((first,), tokens) if first is not None else ():
             if job.cancel.is_set():
                 reason = "cancelled"
                 break
@@ -157,6 +191,8 @@ class EmbeddedModel:
             if generated >= budget:
                 reason = "length"
                 break
+        if first is None:
+            reason = "cancelled"
         tail = stops.feed(utf8.decode(b"", final=True)) + stops.flush()
         if tail and reason != "cancelled":
             job.emit(TextDelta(tail))
@@ -171,8 +207,10 @@ def _grammar_for(fmt: ResponseFormat | None) -> Any:
 
     if fmt.type == "json_object" or not fmt.schema:
         return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    from hubbub.providers.json_grammar import schema_to_gbnf
+
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
+        return LlamaGrammar.from_string(schema_to_gbnf(fmt.schema), verbose=False)
     except Exception as exc:  # the converter rejects what it cannot express
         raise InvalidRequest(f"response_format.json_schema is not supported: {exc}") from exc
 
@@ -211,7 +249,10 @@ class EmbeddedProvider:
         cancel = threading.Event()
 
         def emit(item: object) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, item)
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the event loop is gone (shutdown): stop decoding
+                cancel.set()
 
         future = loop.run_in_executor(self._worker, self.model.run, _Job(tokens, request.params, cancel, emit))
         try:
