@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub import __version__
-from hubbub.core.service import ChatService
+from hubbub.core.service import ChatService, InputLimits
 from hubbub.core.turns import TurnRunner
 from hubbub.core.types import ModelInfo
 from hubbub.middleware import RequestIdMiddleware
@@ -95,7 +95,8 @@ async def build_container(settings: Settings) -> Container:
         log.warning("marked %d messages left streaming by a previous process as interrupted", interrupted)
     bots, usage = BotRepository(engine), UsageRepository(engine)
     registry = await build_registry(settings)
-    service = ChatService(registry, bots, usage)
+    limits = InputLimits(max_messages=settings.max_messages, max_tokens=settings.max_tokens_cap)
+    service = ChatService(registry, bots, usage, limits)
     await service.ensure_default_bot()
     hub = MemoryStreamHub()
     turns = TurnRunner(

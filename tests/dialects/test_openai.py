@@ -234,3 +234,23 @@ async def test_usage_is_recorded(server, client):
         await asyncio.sleep(0.05)
     assert server.call(server.container.usage.count("usage-check-1")) == 1
     assert server.call(server.container.usage.count()) == before + 1
+
+
+async def test_max_tokens_over_the_cap_is_refused(client):
+    r = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": HELLO, "max_tokens": 5000})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "max_tokens"
+
+
+async def test_too_many_messages_is_refused(client):
+    messages = [{"role": "user", "content": "x"}] * 1001
+    r = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": messages, "max_tokens": 1})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "messages"
+
+
+async def test_body_over_the_limit_is_413(client):
+    r = await client.post("/v1/chat/completions", json={"model": MODEL, "messages": [
+        {"role": "user", "content": "x" * (1024 * 1024 + 10)}]})
+    assert r.status_code == 413
+    assert r.json()["error"]["type"] == "invalid_request_error"

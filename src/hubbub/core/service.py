@@ -16,7 +16,7 @@ from typing import AsyncIterator
 from hubbub.core.context import check_fits
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
 from hubbub.core.types import Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Usage, UsageRecord
-from hubbub.errors import HubbubError, NotFound, UpstreamError
+from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
 from hubbub.storage.repositories import BotRepository, UsageRepository
 
@@ -147,12 +147,38 @@ class Generation:
         return self.text
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    max_messages: int = 1000
+    max_tokens: int = 4096
+
+
 class ChatService:
-    def __init__(self, registry: ModelRegistry, bots: BotRepository, usage: UsageRepository) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        bots: BotRepository,
+        usage: UsageRepository,
+        limits: InputLimits | None = None,
+    ) -> None:
         self.registry = registry
         self.bots = bots
         self.usage = usage
+        self.limits = limits or InputLimits()
         self._tasks: set[asyncio.Task[object]] = set()
+
+    def check_limits(self, messages: list[Message], params: SamplingParams) -> None:
+        """Refuse inputs over the configured caps (the dialect renders ``InvalidRequest``)."""
+        if len(messages) > self.limits.max_messages:
+            raise InvalidRequest(
+                "Too many messages",
+                [FieldProblem("messages", f"at most {self.limits.max_messages} messages are allowed")],
+            )
+        if params.max_tokens is not None and params.max_tokens > self.limits.max_tokens:
+            raise InvalidRequest(
+                "max_tokens too large",
+                [FieldProblem("max_tokens", f"must be at most {self.limits.max_tokens}")],
+            )
 
     # -- background work -------------------------------------------------------
 
@@ -201,6 +227,7 @@ class ChatService:
 
     async def open_stream(self, request: ChatRequest) -> Generation:
         """Check ``request``, start generating, and wait for the first event."""
+        self.check_limits(request.messages, request.params)
         entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
         messages = apply_bot(request.messages, request.bot)
         prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, entry.info.context_length)

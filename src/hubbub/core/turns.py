@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
@@ -43,6 +44,8 @@ from hubbub.streams.base import StreamHub
 
 log = logging.getLogger(__name__)
 
+_LATEST_KEPT = 10_000  # conversations whose latest generation we remember for resuming
+
 
 @dataclass
 class TurnContext:
@@ -61,6 +64,8 @@ class TurnHook(Protocol):
 
 @dataclass
 class Turn:
+    """A started turn. ``message_id`` (the assistant row) also names its event channel."""
+
     conversation_id: str
     message_id: str
 
@@ -102,6 +107,10 @@ class TurnRunner:
         self.hooks: list[TurnHook] = []
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Each generation publishes on its own channel (named by its assistant message id), so a
+        # client that subscribes late never sees the next turn's events; this maps a
+        # conversation to its latest generation, for resuming.
+        self._latest: OrderedDict[str, str] = OrderedDict()
 
     def is_running(self, conversation_id: str) -> bool:
         return conversation_id in self._running
@@ -114,6 +123,7 @@ class TurnRunner:
             if previous is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(previous.task)
+            self.service.check_limits(new_messages, opts.params)
             entry = self.service.registry.get(opts.model or conv.model or (opts.bot.model if opts.bot else None))
             stored = await self.conversations.messages(conv.id)
             history = [Message(m.role, m.content) for m in stored if m.content or m.role != "assistant"]
@@ -133,8 +143,12 @@ class TurnRunner:
             rows = [StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role=m.role, content=m.content)
                     for m in new_messages]
             await self.conversations.add_messages(conv.id, [*rows, reply])
-            await self.hub.open(conv.id)
-            await self.hub.publish(conv.id, ChatCreated(conv.id))
+            await self.hub.open(reply.id)
+            self._latest[conv.id] = reply.id
+            self._latest.move_to_end(conv.id)
+            while len(self._latest) > _LATEST_KEPT:
+                self._latest.popitem(last=False)
+            await self.hub.publish(reply.id, ChatCreated(conv.id))
             request = ProviderRequest(model=entry.upstream_model, messages=prompt, params=params)
             running = _Running(task=None, message_id=reply.id)  # type: ignore[arg-type]
             self._running[conv.id] = running
@@ -155,11 +169,20 @@ class TurnRunner:
             await asyncio.shield(running.task)
         return True
 
-    async def follow(self, conversation_id: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
-        """Events of the current generation after ``after``; honours ``on_disconnect``."""
+    def latest_generation(self, conversation_id: str) -> str | None:
+        return self._latest.get(conversation_id)
+
+    async def follow(
+        self, conversation_id: str, after: int = 0, generation: str | None = None
+    ) -> AsyncIterator[tuple[int, Event]]:
+        """Events of ``generation`` (default: the latest of the conversation) after ``after``;
+        honours ``on_disconnect``."""
+        key = generation or self._latest.get(conversation_id)
+        if key is None:
+            return
         finished = False
         try:
-            async for seq, event in self.hub.subscribe(conversation_id, after):
+            async for seq, event in self.hub.subscribe(key, after):
                 yield seq, event
                 if isinstance(event, Done):
                     finished = True
@@ -182,7 +205,7 @@ class TurnRunner:
         usage: Usage | None = None
         status: MessageStatus = "complete"
         last_flush = time.monotonic()
-        key = conv.id
+        key = reply.id
         try:
             running.generating = True
             if running.stop_requested:  # stopped before the task had started
@@ -211,7 +234,10 @@ class TurnRunner:
         try:
             await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
         finally:
-            self._running.pop(key, None)
+            self._running.pop(conv.id, None)
+            lock = self._locks.get(conv.id)
+            if lock is not None and not lock.locked():
+                del self._locks[conv.id]  # nothing waits on it: keep the map as small as the live set
             await self.hub.close(key)
 
     async def _finish(
@@ -246,7 +272,7 @@ class TurnRunner:
             for hook in self.hooks:
                 try:
                     for event in await hook.after_turn(ctx):
-                        await self.hub.publish(conv.id, event)
+                        await self.hub.publish(reply.id, event)
                 except Exception:  # a hook never costs the user their answer
                     log.exception("turn hook failed")
-        await self.hub.publish(conv.id, Done(status, usage))
+        await self.hub.publish(reply.id, Done(status, usage))

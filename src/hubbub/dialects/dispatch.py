@@ -1,6 +1,104 @@
-"""POST /api/chat is shared by builder (body has ``messages``) and conversations (``message``).
-(placeholder until the dialects land)"""
+"""``POST /api/chat``: one path, two dialects (API.md §2, §3).
 
-from fastapi import APIRouter
+The body is parsed once, here, and only to choose: ``messages`` means the
+builder, ``message`` the conversations dialect (a body with both has
+``messages`` and is the builder's). The chosen dialect's model validates it
+and the dialect's own ``send`` handles it; from that moment errors render in
+that dialect's shape. Anything else (not JSON, not an object, neither field)
+is a 400 in the builder's shape.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from hubbub.dialects.builder import adapter as builder_adapter
+from hubbub.dialects.builder import router as builder
+from hubbub.dialects.builder.protocol import BuilderChatRequest
+from hubbub.dialects.conversations import adapter as conversations_adapter
+from hubbub.dialects.conversations import router as conversations
+from hubbub.dialects.conversations.protocol import ConversationChatRequest
+from hubbub.dialects.routing import dialect_router
+from hubbub.errors import FieldProblem, InvalidRequest
+
+_RENDERERS = {"builder": builder_adapter.render_error, "conversations": conversations_adapter.render_error}
+
+
+def render_error(exc: Exception, request: Request) -> Response:
+    """Errors in the shape of the dialect the body was dispatched to (builder until then)."""
+    return _RENDERERS[getattr(request.state, "dialect", "builder")](exc, request)
+
+
+def _inline(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` inlined, to embed in the OpenAPI request body."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(schema)
+
+
+def _request_body_doc() -> dict[str, Any]:
+    schema = {"anyOf": [_inline(BuilderChatRequest), _inline(ConversationChatRequest)]}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "builder: an SSE stream (`text/event-stream`, header `X-Chat-Id`); "
+        "conversations: `{success, data: {response, conversationId, usage}}`",
+        "content": {"text/event-stream": {}, "application/json": {}},
+    },
+    400: {"description": "Invalid body, unknown model or preset, or context length exceeded"},
+}
+
+router = dialect_router(render_error, tags=["chat"])
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(raw)
+    except ValueError:
+        raise InvalidRequest(details=[FieldProblem("body", "Request body is not valid JSON", kind="json_invalid")])
+    if not isinstance(payload, dict):
+        raise InvalidRequest(details=[FieldProblem("body", "Request body must be a JSON object")])
+    return payload
+
+
+def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:  # the same path as FastAPI's own body validation
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+
+
+@router.post(
+    "/api/chat",
+    summary="Chat: `messages` → builder (SSE), `message` → conversations (JSON)",
+    openapi_extra=_request_body_doc(),
+    responses=_RESPONSES,
+)
+async def chat(request: Request) -> Response:
+    payload = _parse(await request.body())
+    if "messages" in payload:
+        return await builder.send(_validate(BuilderChatRequest, payload), request)
+    if "message" in payload:
+        request.state.dialect = "conversations"
+        return await conversations.send(_validate(ConversationChatRequest, payload), request)
+    raise InvalidRequest(
+        details=[FieldProblem("messages", "Field required (or `message` for the conversations API)")]
+    )

@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
-from hubbub.errors import HubbubError, PayloadTooLarge
+from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,12 @@ def dialect_router(render_error: ErrorRenderer, *, body_limit_setting: str = "ma
                     return await handler(request)
                 except (HubbubError, RequestValidationError) as exc:
                     return render_error(exc, request)
-                except HTTPException:
+                except HTTPException as exc:
+                    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+                        # FastAPI's own "There was an error parsing the body" (undecodable bytes,
+                        # JSON nested past the recursion limit): bad input in the dialect's shape.
+                        problem = FieldProblem("body", "Request body is not valid JSON", "json_invalid", ("body",))
+                        return render_error(InvalidRequest("Invalid request", [problem]), request)
                     raise
                 except Exception as exc:  # never a bare 500: the dialect's shape, with the request id
                     log.exception("unhandled error on %s", request.url.path)

@@ -81,23 +81,26 @@ class ConversationRepository:
     async def create(self, conv: Conversation) -> Conversation:
         ts = conv.created_at or now_ms()
         conv.created_at = conv.updated_at = ts
-        async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(conversations).values(
-                    id=conv.id,
-                    kind=conv.kind,
-                    owner=conv.owner,
-                    user_id=conv.user_id,
-                    group_id=conv.group_id,
-                    preset=conv.preset,
-                    model=conv.model,
-                    title=conv.title,
-                    dsl=conv.dsl,
-                    phase=conv.phase,
-                    created_at=ts,
-                    updated_at=ts,
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    insert(conversations).values(
+                        id=conv.id,
+                        kind=conv.kind,
+                        owner=conv.owner,
+                        user_id=conv.user_id,
+                        group_id=conv.group_id,
+                        preset=conv.preset,
+                        model=conv.model,
+                        title=conv.title,
+                        dsl=conv.dsl,
+                        phase=conv.phase,
+                        created_at=ts,
+                        updated_at=ts,
+                    )
                 )
-            )
+        except IntegrityError as exc:
+            raise Conflict(f"A conversation with id '{conv.id}' already exists") from exc
         return conv
 
     async def get(self, conv_id: str, owner: str | None = None, kind: str | None = None) -> Conversation | None:
