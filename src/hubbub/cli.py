@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import logging
 import sys
@@ -36,6 +37,51 @@ def _settings(args: argparse.Namespace) -> Any:
     return Settings(**given)
 
 
+async def _with_keys(settings: Any, action: Any) -> Any:
+    """Run ``action(KeyRepository)`` against the configured database (migrated first)."""
+    from hubbub.storage.db import create_engine, migrate
+    from hubbub.storage.keys import KeyRepository
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await migrate(engine)
+        return await action(KeyRepository(engine))
+    finally:
+        await engine.dispose()
+
+
+def keys(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.keys_command == "create":
+        async def create(repo: Any) -> Any:
+            return await repo.create(args.name, admin=args.admin, rpm=args.rpm, tpm=args.tpm,
+                                     daily_tokens=args.daily_tokens)
+
+        key, plaintext = asyncio.run(_with_keys(settings, create))
+        print(plaintext)
+        print(f"created {'admin' if key.is_admin else 'user'} key {key.id} ({key.name}); "
+              "the key above is shown only now", file=sys.stderr)
+        return 0
+    if args.keys_command == "list":
+        async def list_(repo: Any) -> Any:
+            return await repo.list()
+
+        for key in asyncio.run(_with_keys(settings, list_)):
+            state = "revoked" if key.revoked_at else "active"
+            limits = f"rpm={key.rpm} tpm={key.tpm} daily={key.daily_tokens}"
+            print(f"{key.id}\t{key.prefix}…\t{'admin' if key.is_admin else 'user'}\t{state}\t{key.name}\t{limits}")
+        return 0
+
+    async def revoke(repo: Any) -> Any:
+        return await repo.revoke(args.id)
+
+    if not asyncio.run(_with_keys(settings, revoke)):
+        print(f"hubbub: no active key {args.id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.id}", file=sys.stderr)
+    return 0
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -43,8 +89,12 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not _is_loopback(settings.host) and not settings.insecure:
-        # Auth arrives with API keys; until a key exists the server is open, so it stays on loopback.
+
+    async def count(repo: Any) -> Any:
+        return await repo.active_count()
+
+    if not _is_loopback(settings.host) and not settings.insecure and asyncio.run(_with_keys(settings, count)) == 0:
+        # With no key the server is open to anyone who can reach it: loopback only.
         print(
             f"hubbub: refusing to listen on {settings.host} with no API keys configured: anyone could use it.\n"
             "Create a key (hubbub keys create --name NAME) or pass --insecure to serve it open anyway.",
@@ -76,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", help="e.g. redis://127.0.0.1:6379/0")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback address with no API keys")
     p.set_defaults(func=serve)
+
+    k = sub.add_parser("keys", help="manage API keys")
+    k.add_argument("--data-dir", type=Path, help="data dir of the server (SQLite)")
+    k.add_argument("--config", type=Path, help="TOML config file")
+    k.add_argument("--database-url", help="the server's database")
+    ksub = k.add_subparsers(dest="keys_command", required=True)
+    kc = ksub.add_parser("create", help="create a key and print it (once)")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--admin", action="store_true", help="an admin key sees and manages everything")
+    kc.add_argument("--rpm", type=int, help="requests per minute")
+    kc.add_argument("--tpm", type=int, help="tokens per minute (prompt + completion)")
+    kc.add_argument("--daily-tokens", type=int, help="tokens per UTC day")
+    ksub.add_parser("list", help="list keys (never the keys themselves)")
+    kr = ksub.add_parser("revoke", help="revoke a key")
+    kr.add_argument("id")
+    k.set_defaults(func=keys)
     return parser
 
 

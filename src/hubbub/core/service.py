@@ -17,6 +17,7 @@ from hubbub.core.context import check_fits
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
 from hubbub.core.types import Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Usage, UsageRecord
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
+from hubbub.limits import Limiter, MemoryLimits, current_key
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
 from hubbub.storage.repositories import BotRepository, UsageRepository
 
@@ -160,11 +161,13 @@ class ChatService:
         bots: BotRepository,
         usage: UsageRepository,
         limits: InputLimits | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.registry = registry
         self.bots = bots
         self.usage = usage
         self.limits = limits or InputLimits()
+        self.limiter = limiter or Limiter(MemoryLimits())
         self._tasks: set[asyncio.Task[object]] = set()
 
     def check_limits(self, messages: list[Message], params: SamplingParams) -> None:
@@ -218,8 +221,16 @@ class ChatService:
         )
 
     async def record_usage(self, record: UsageRecord) -> None:
+        """Store ``record`` (per key, also for admin keys) and charge the token quotas."""
+        key = current_key.get()
+        if key is not None and record.owner is None:
+            record = replace(record, owner=key.key_id)
         try:
             await self.usage.record(record)
+            tokens = record.prompt_tokens + record.completion_tokens
+            if key is not None:
+                await self.limiter.charge(f"key:{key.key_id}", key.quota, tokens)
+            await self.limiter.charge_user(record.user_id, tokens)
         except Exception:  # usage must never break a chat; it is logged for the operator
             log.exception("could not record usage")
 
@@ -228,6 +239,7 @@ class ChatService:
     async def open_stream(self, request: ChatRequest) -> Generation:
         """Check ``request``, start generating, and wait for the first event."""
         self.check_limits(request.messages, request.params)
+        await self.limiter.check_user(request.user_id)
         entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
         messages = apply_bot(request.messages, request.bot)
         prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, entry.info.context_length)

@@ -124,6 +124,7 @@ class TurnRunner:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(previous.task)
             self.service.check_limits(new_messages, opts.params)
+            await self.service.limiter.check_user(opts.user_id)
             entry = self.service.registry.get(opts.model or conv.model or (opts.bot.model if opts.bot else None))
             stored = await self.conversations.messages(conv.id)
             history = [Message(m.role, m.content) for m in stored if m.content or m.role != "assistant"]

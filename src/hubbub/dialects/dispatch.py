@@ -23,7 +23,7 @@ from hubbub.dialects.builder.protocol import BuilderChatRequest
 from hubbub.dialects.conversations import adapter as conversations_adapter
 from hubbub.dialects.conversations import router as conversations
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.dialects.routing import dialect_router
+from hubbub.dialects.routing import admit, dialect_router
 from hubbub.errors import FieldProblem, InvalidRequest
 
 _RENDERERS = {"builder": builder_adapter.render_error, "conversations": conversations_adapter.render_error}
@@ -66,7 +66,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, unknown model or preset, or context length exceeded"},
 }
 
-router = dialect_router(render_error, tags=["chat"])
+router = dialect_router(render_error, tags=["chat"], admit_in_handler=True)
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -93,11 +93,17 @@ def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
     responses=_RESPONSES,
 )
 async def chat(request: Request) -> Response:
-    payload = _parse(await request.body())
+    try:
+        payload = _parse(await request.body())
+    except InvalidRequest:
+        await admit(request)  # an unknown caller learns nothing about the body: 401 first
+        raise
+    if "message" in payload and "messages" not in payload:
+        request.state.dialect = "conversations"
+    await admit(request)  # after choosing: a 401 or 429 takes the chosen dialect's shape
     if "messages" in payload:
         return await builder.send(_validate(BuilderChatRequest, payload), request)
     if "message" in payload:
-        request.state.dialect = "conversations"
         return await conversations.send(_validate(ConversationChatRequest, payload), request)
     raise InvalidRequest(
         details=[FieldProblem("messages", "Field required (or `message` for the conversations API)")]

@@ -1,7 +1,8 @@
 """The route class every dialect router uses.
 
-It does two things for each request, in one place, so routers stay thin:
-reads the body under the size limit (413 in the dialect's shape), and turns any
+It does three things for each request, in one place, so routers stay thin:
+authenticates the caller and applies its key's rate limits (``admit``), reads the
+body under the size limit (413 in the dialect's shape), and turns any
 error — the core's ``HubbubError``, FastAPI's ``RequestValidationError`` for
 malformed JSON or wrong types, or an unexpected exception — into the dialect's
 own body and status via its single ``render_error`` function.
@@ -17,7 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from hubbub.auth import require_admin
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
+from hubbub.limits import KeyQuota, Quota, current_key
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,41 @@ async def read_body_limited(request: Request, limit: int) -> None:
     request._body = b"".join(parts)  # Starlette's own cache of the body
 
 
-def dialect_router(render_error: ErrorRenderer, *, body_limit_setting: str = "max_body_bytes", **kwargs) -> APIRouter:
+async def admit(request: Request, admin_only: bool = False) -> None:
+    """Authenticate, apply the key's rate limits, and remember who asked (request.state)."""
+    container = request.app.state.container
+    principal = await container.auth.authenticate(request)
+    request.state.principal = principal
+    request.state.owner = principal.owner
+    if admin_only:
+        require_admin(principal)
+    if principal.key is not None:
+        key = principal.key
+        quota = Quota(key.rpm, key.tpm, key.daily_tokens)
+        current_key.set(KeyQuota(key.id, quota))
+        await container.limiter.check(f"key:{key.id}", quota)
+
+
+def dialect_router(
+    render_error: ErrorRenderer,
+    *,
+    body_limit_setting: str = "max_body_bytes",
+    admin_only: bool = False,
+    admit_in_handler: bool = False,
+    **kwargs,
+) -> APIRouter:
+    """An APIRouter whose routes admit, limit the body, and map errors with ``render_error``.
+
+    ``admit_in_handler``: the handler calls ``admit`` itself (``POST /api/chat`` must first
+    see the body to know which dialect's shape a 401 or 429 takes)."""
     class DialectRoute(APIRoute):
         def get_route_handler(self) -> Callable:
             handler = super().get_route_handler()
 
             async def route_handler(request: Request) -> Response:
                 try:
+                    if not admit_in_handler:
+                        await admit(request, admin_only)
                     if request.method in ("POST", "PUT", "PATCH"):
                         limit = getattr(request.app.state.settings, body_limit_setting)
                         await read_body_limited(request, limit)
