@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
@@ -43,8 +42,6 @@ from hubbub.storage.repositories import ConversationRepository
 from hubbub.streams.base import StreamHub
 
 log = logging.getLogger(__name__)
-
-_LATEST_KEPT = 10_000  # conversations whose latest generation we remember for resuming
 
 
 @dataclass
@@ -107,10 +104,7 @@ class TurnRunner:
         self.hooks: list[TurnHook] = []
         self._running: dict[str, _Running] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # Each generation publishes on its own channel (named by its assistant message id), so a
-        # client that subscribes late never sees the next turn's events; this maps a
-        # conversation to its latest generation, for resuming.
-        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._listener: asyncio.Task[None] | None = None
 
     def is_running(self, conversation_id: str) -> bool:
         return conversation_id in self._running
@@ -144,11 +138,11 @@ class TurnRunner:
             rows = [StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role=m.role, content=m.content)
                     for m in new_messages]
             await self.conversations.add_messages(conv.id, [*rows, reply])
+            # Each generation publishes on its own channel (named by its assistant message id), so
+            # a client that subscribes late never sees the next turn's events; the hub remembers
+            # the conversation's latest generation for resuming, on any replica.
             await self.hub.open(reply.id)
-            self._latest[conv.id] = reply.id
-            self._latest.move_to_end(conv.id)
-            while len(self._latest) > _LATEST_KEPT:
-                self._latest.popitem(last=False)
+            await self.hub.set_latest(conv.id, reply.id)
             await self.hub.publish(reply.id, ChatCreated(conv.id))
             request = ProviderRequest(model=entry.upstream_model, messages=prompt, params=params)
             running = _Running(task=None, message_id=reply.id)  # type: ignore[arg-type]
@@ -156,8 +150,58 @@ class TurnRunner:
             running.task = self.service.spawn(self._run(conv, entry, request, reply, prompt_tokens, opts, running))
             return Turn(conv.id, reply.id)
 
-    async def stop(self, conversation_id: str) -> bool:
-        """Stop the running turn of ``conversation_id`` here; False when none runs here."""
+    async def stop(self, conversation_id: str, wait: float = 10.0) -> bool:
+        """Stop the conversation's running turn, on whichever replica runs it; False if none runs.
+
+        The partial answer is kept (status ``stopped``); returns once the turn has ended."""
+        if await self._stop_local(conversation_id):
+            return True
+        if not self.hub.shared:
+            return False
+        key = await self.hub.latest(conversation_id)
+        if key is None or not await self.hub.is_live(key):
+            return False
+        await self.hub.request_stop(conversation_id)
+        with contextlib.suppress(asyncio.TimeoutError):
+            async with asyncio.timeout(wait):
+                async for _, event in self.hub.subscribe(key):
+                    if isinstance(event, Done):
+                        break
+        return True
+
+    def listen(self) -> None:
+        """Serve stop requests from other replicas (call once the loop runs)."""
+        if self.hub.shared and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._serve_stops())
+
+    async def _serve_stops(self) -> None:
+        while True:
+            try:
+                async for conversation_id in self.hub.stop_requests():
+                    await self._stop_local(conversation_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis hiccup must not end stop handling for good
+                log.warning("stop listener failed; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def shutdown(self, grace: float) -> None:
+        """Let running turns finish for up to ``grace`` seconds, then end the rest as ``interrupted``."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(BaseException):
+                await self._listener
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        for running in list(self._running.values()):
+            if running.generating:
+                running.task.cancel()  # not stop_requested: the row ends ``interrupted``
+        tasks = [r.task for r in self._running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=10)
+
+    async def _stop_local(self, conversation_id: str) -> bool:
         running = self._running.get(conversation_id)
         if running is None:
             return False
@@ -170,15 +214,15 @@ class TurnRunner:
             await asyncio.shield(running.task)
         return True
 
-    def latest_generation(self, conversation_id: str) -> str | None:
-        return self._latest.get(conversation_id)
+    async def latest_generation(self, conversation_id: str) -> str | None:
+        return await self.hub.latest(conversation_id)
 
     async def follow(
         self, conversation_id: str, after: int = 0, generation: str | None = None
     ) -> AsyncIterator[tuple[int, Event]]:
         """Events of ``generation`` (default: the latest of the conversation) after ``after``;
         honours ``on_disconnect``."""
-        key = generation or self._latest.get(conversation_id)
+        key = generation or await self.hub.latest(conversation_id)
         if key is None:
             return
         finished = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
@@ -23,10 +24,33 @@ class _Channel:
 class MemoryStreamHub:
     """Keeps at most ``max_events`` per channel and drops finished channels after ``ttl`` seconds."""
 
-    def __init__(self, max_events: int = 10_000, ttl: float = 300.0) -> None:
+    def __init__(self, max_events: int = 10_000, ttl: float = 300.0, max_latest: int = 10_000) -> None:
         self._channels: dict[str, _Channel] = {}
         self._max_events = max_events
         self._ttl = ttl
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._max_latest = max_latest
+
+    @property
+    def shared(self) -> bool:
+        """Whether other replicas see this hub (no: stops need no broadcast)."""
+        return False
+
+    async def set_latest(self, conversation_id: str, key: str) -> None:
+        self._latest[conversation_id] = key
+        self._latest.move_to_end(conversation_id)
+        while len(self._latest) > self._max_latest:
+            self._latest.popitem(last=False)
+
+    async def latest(self, conversation_id: str) -> str | None:
+        return self._latest.get(conversation_id)
+
+    async def request_stop(self, conversation_id: str) -> None:
+        """Single replica: the caller already stopped it locally if it ran here."""
+
+    async def stop_requests(self) -> AsyncIterator[str]:
+        return
+        yield  # pragma: no cover - an empty async generator
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -61,6 +85,10 @@ class MemoryStreamHub:
         channel.closed_at = time.monotonic()
         async with channel.changed:
             channel.changed.notify_all()
+
+    async def snapshot(self, key: str) -> list[tuple[int, Event]]:
+        channel = self._channels.get(key)
+        return list(channel.events) if channel is not None else []
 
     async def is_live(self, key: str) -> bool:
         channel = self._channels.get(key)

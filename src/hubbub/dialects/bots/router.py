@@ -1,5 +1,53 @@
-"""Routes of the bots dialect (placeholder until the dialect lands)."""
+"""bots routes (API.md §4): ``POST /chat`` and ``POST /v1/chat``, plus bot management (``admin``)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+
+from hubbub.core.service import ChatRequest, bot_params
+from hubbub.core.types import SamplingParams
+from hubbub.dialects.bots import adapter, admin, protocol
+from hubbub.dialects.bots.v1 import request_body
+from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.routing import dialect_router, request_id
+from hubbub.dialects.sse import SSEResponse
+
+router = dialect_router(adapter.render_error, tags=["bots"])
+
+_RESPONSES = {
+    200: {
+        "description": "`{\"content\": \"...\"}` with `stream: false`; an SSE stream of `{\"content\"}` "
+                       "objects ending in `[DONE]` with `stream: true`",
+        "content": {"application/json": {}, "text/event-stream": {}},
+    },
+    404: {"description": "Bot not found"},
+    422: {"description": "Validation error (pydantic v1 shape)"},
+}
+
+
+# The body is validated by hand (``v1``) so a 422 reads as the seed's pydantic-v1 app wrote it;
+# ``openapi_extra`` still declares it for /docs.
+@router.post("/chat", summary="Chat with a bot", openapi_extra=request_body(protocol.CHAT), responses=_RESPONSES)
+@router.post("/v1/chat", summary="Chat with a bot", openapi_extra=request_body(protocol.CHAT),
+             responses=_RESPONSES)
+async def chat(request: Request, service: Service, settings: AppSettings, owner: Owner) -> Response:
+    body = protocol.parse_chat(await request.body(), request.headers.get("content-type"))
+    bot = await service.bot(body.bot, owner)
+    # RAG: a bot with ragEnabled gets retrieved passages here once rag/ lands (API.md §6).
+    chat_request = ChatRequest(
+        messages=body.messages,
+        params=bot_params(SamplingParams(), bot, explicit=set()),
+        bot=bot,  # the core prepends its system prompt and uses its model
+        owner=owner,
+        user_id=body.user_id,
+        request_id=request_id(request),
+    )
+    generation = await service.open_stream(chat_request)
+    if body.stream:
+        return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds)
+    await generation.collect()
+    return JSONResponse({"content": generation.text})
+
+
+router.include_router(admin.router)

@@ -197,3 +197,34 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
     status, error = error_parts(exc, request_id(request))
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+async def resume_stream(
+    container: "Container", conv: Conversation, last_event_id: int | None
+) -> AsyncIterator[bytes]:
+    """``GET /api/chat/{id}/stream``: history (the running answer so far included), then the
+    live events; with ``Last-Event-ID`` only the events after it. Works on any replica."""
+    turns, hub = container.turns, container.hub
+    key = await turns.latest_generation(conv.id)
+    if last_event_id is not None:
+        if key is not None:
+            async for chunk in sse_stream(turns, conv.id, True, last_event_id, generation=key):
+                yield chunk
+        return
+    buffered = await hub.snapshot(key) if key is not None else []
+    upto = buffered[-1][0] if buffered else 0
+    so_far = "".join(e.text for _, e in buffered if isinstance(e, TextDelta))
+    stored = await container.conversations.messages(conv.id)
+    history = []
+    for m in stored:
+        body = {"role": m.role, "content": m.content, "createdAt": iso_ms(m.created_at)}
+        if m.id == key and m.status == "streaming":
+            body["content"] = so_far  # fresher than the last flush
+        history.append(body)
+    yield frame({"type": "history", "content": history}, upto)
+    live = key is not None and await hub.is_live(key)
+    if live or (buffered and not isinstance(buffered[-1][1], Done)):
+        async for chunk in sse_stream(turns, conv.id, True, upto, generation=key):
+            yield chunk
+    else:
+        yield frame({"type": "done", "content": ""}, upto)

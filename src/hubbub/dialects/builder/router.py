@@ -48,6 +48,16 @@ async def get_chat(chat_id: str, request: Request) -> JSONResponse:
     return JSONResponse(adapter.chat_body(conv, messages))
 
 
+@router.get("/{chat_id}/stream", summary="Resume a chat's stream: history, then live events (Last-Event-ID aware)")
+async def resume(chat_id: str, request: Request) -> Response:
+    conv = await _chat(request, chat_id)
+    container = get_container(request)
+    last = request.headers.get("last-event-id")
+    after = int(last) if last and last.strip().isdigit() else None
+    return SSEResponse(adapter.resume_stream(container, conv, after), container.settings.sse_ping_seconds,
+                       headers={"X-Chat-Id": conv.id})
+
+
 @router.post("/{chat_id}/stop", summary="Stop the chat's running generation, keeping the partial answer")
 async def stop_chat(chat_id: str, request: Request) -> JSONResponse:
     conv = await _chat(request, chat_id)

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from hubbub.core.turns import Turn
 from hubbub.core.types import Conversation
 from hubbub.dialects.conversations import adapter
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
@@ -31,7 +32,19 @@ async def send(body: ConversationChatRequest, request: Request) -> Response:
 
 @router.post("/api/chat/stream", summary="Send a message; the answer streams as SSE")
 async def send_stream(body: ConversationChatRequest, request: Request) -> Response:
+    """With ``Last-Event-ID`` and a ``conversationId`` this is a reconnect: no new message is
+    sent; the conversation's latest answer continues after that event id."""
     container = get_container(request)
+    last = request.headers.get("last-event-id", "").strip()
+    if last.isdigit() and body.conversationId:
+        conv = await container.conversations.get(body.conversationId, get_owner(request), kind=adapter.KIND)
+        if conv is None:
+            raise NotFound("conversation", body.conversationId)
+        key = await container.turns.latest_generation(conv.id)
+        if key is not None:
+            turn = Turn(conv.id, key)
+            return SSEResponse(adapter.sse_stream(container.turns, turn, int(last)),
+                               container.settings.sse_ping_seconds)
     turn = await adapter.start_turn(container, body, get_owner(request), request_id(request))
     return SSEResponse(adapter.sse_stream(container.turns, turn), container.settings.sse_ping_seconds)
 
