@@ -169,3 +169,52 @@ def register_scripted(server: ServerThread, model_id: str, provider: ScriptedPro
 
 def env_flag(name: str) -> bool:
     return os.environ.get(name, "").lower() in ("1", "true", "yes")
+
+
+class ServerProcess:
+    """hubbub as a real separate process (``python -m hubbub serve``), for multi-replica tests."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, **env: str) -> None:
+        import subprocess
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
+        self.log_path = data_dir / f"server-{self.port}.log"
+        full_env = {**os.environ, **{f"HUBBUB_{k.upper()}": str(v) for k, v in env.items()}}
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hubbub", "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
+            env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> "ServerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hubbub exited early:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"hubbub did not become ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def signal(self, sig: int) -> None:
+        import signal as _signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self) -> None:
+        import signal as _signal
+
+        self.signal(_signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.signal(_signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._log.close()

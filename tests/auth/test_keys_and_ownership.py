@@ -154,3 +154,14 @@ async def test_usage_report_is_per_key(secured):
         everyone = (await root.get("/api/usage")).json()
         assert everyone["totals"]["totalTokens"] >= mine["totals"]["totalTokens"]
         assert (await a.get("/api/usage", params={"from": "yesterday"})).status_code == 422
+
+
+async def test_global_bots_are_changed_only_by_admins(secured):
+    admin, alice, _ = secured.keys
+    async with _client(secured, alice) as a, _client(secured, admin) as root:
+        r = await root.post("/api/bots", json={"slug": "global-bot", "name": "Global"})
+        assert r.status_code == 201
+        assert (await a.get("/api/bots/global-bot")).status_code == 200
+        assert (await a.patch("/api/bots/global-bot", json={"name": "Mine now"})).status_code == 403
+        assert (await a.delete("/api/bots/global-bot")).status_code == 403
+        assert (await root.patch("/api/bots/global-bot", json={"name": "Renamed"})).json()["name"] == "Renamed"

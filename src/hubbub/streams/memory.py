@@ -22,12 +22,16 @@ class _Channel:
 
 
 class MemoryStreamHub:
-    """Keeps at most ``max_events`` per channel and drops finished channels after ``ttl`` seconds."""
+    """Keeps at most ``max_events`` per channel, and finished channels for ``ttl`` seconds
+    (at most ``max_finished`` of them), so memory stays bounded however many streams ran."""
 
-    def __init__(self, max_events: int = 10_000, ttl: float = 300.0, max_latest: int = 10_000) -> None:
+    def __init__(
+        self, max_events: int = 10_000, ttl: float = 300.0, max_latest: int = 10_000, max_finished: int = 1_000
+    ) -> None:
         self._channels: dict[str, _Channel] = {}
         self._max_events = max_events
         self._ttl = ttl
+        self._max_finished = max_finished
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._max_latest = max_latest
 
@@ -53,10 +57,14 @@ class MemoryStreamHub:
         yield  # pragma: no cover - an empty async generator
 
     def _expire(self) -> None:
+        """Drop finished channels past their TTL, and the oldest beyond ``max_finished``."""
         now = time.monotonic()
-        dead = [k for k, c in self._channels.items() if not c.live and now - c.closed_at > self._ttl]
-        for key in dead:
-            del self._channels[key]
+        finished = [(c.closed_at, k) for k, c in self._channels.items() if not c.live]
+        finished.sort()
+        excess = len(finished) - self._max_finished
+        for i, (closed_at, key) in enumerate(finished):
+            if i < excess or now - closed_at > self._ttl:
+                del self._channels[key]
 
     async def open(self, key: str) -> None:
         self._expire()

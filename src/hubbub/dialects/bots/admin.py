@@ -18,9 +18,16 @@ from hubbub.dialects.bots import adapter, protocol
 from hubbub.dialects.bots.v1 import V1ValidationError, error, request_body
 from hubbub.dialects.deps import Owner, Service
 from hubbub.dialects.routing import dialect_router
-from hubbub.errors import Conflict, ModelNotFound
+from hubbub.errors import Conflict, Forbidden, ModelNotFound
 
-router = dialect_router(adapter.render_error, prefix="/api/bots", tags=["bots"], admin_only=True)
+router = dialect_router(adapter.render_error, prefix="/api/bots", tags=["bots"])
+
+
+def _may_change(bot: Bot, owner: str | None) -> None:
+    """Bots made by an admin key are global: every key may use them, only admins change them.
+    A user key's bots are its own (other user keys get 404 for them, via the lookup)."""
+    if bot.owner is None and owner is not None:
+        raise Forbidden("Only an admin key can change a global bot")
 
 
 def _check_model(service: ChatService, values: dict[str, Any]) -> None:
@@ -67,6 +74,7 @@ async def get_bot(ident: str, service: Service, owner: Owner) -> dict:
 @router.patch("/{ident}", summary="Update a bot", openapi_extra=request_body(protocol.BOT_PATCH))
 async def update_bot(ident: str, request: Request, service: Service, owner: Owner) -> dict:
     bot = await service.bot(ident, owner)
+    _may_change(bot, owner)
     values = await _wire(request, service, creating=False)
     if bot.slug == DEFAULT_BOT_SLUG and values.get("slug", bot.slug) != bot.slug:
         raise Conflict("The default bot's slug cannot be changed")
@@ -78,6 +86,7 @@ async def update_bot(ident: str, request: Request, service: Service, owner: Owne
 @router.delete("/{ident}", summary="Delete a bot", status_code=204)
 async def delete_bot(ident: str, service: Service, owner: Owner) -> Response:
     bot = await service.bot(ident, owner)
+    _may_change(bot, owner)
     if bot.slug == DEFAULT_BOT_SLUG:
         raise Conflict("The default bot cannot be deleted")
     await service.bots.delete(bot.uid)
