@@ -6,7 +6,7 @@ import logging
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,13 +15,21 @@ from hubbub import __version__
 from hubbub.core.service import ChatService, InputLimits
 from hubbub.core.turns import TurnRunner
 from hubbub.core.types import ModelInfo
+from hubbub.auth import Authenticator
+from hubbub.idempotency import IdempotencyStore, build_store
+from hubbub.limits import Limiter, MemoryLimits, Quota, RedisLimits
+from hubbub.metrics import Metrics, MetricsMiddleware, counter, gauge
 from hubbub.middleware import RequestIdMiddleware
 from hubbub.providers.base import Provider
 from hubbub.providers.registry import ModelRegistry
+from hubbub.rag.service import RagService, build_embedder
 from hubbub.settings import EMBEDDED_MODEL_ID, Settings
 from hubbub.storage.db import create_engine, migrate
+from hubbub.storage.keys import KeyRepository
 from hubbub.storage.repositories import BotRepository, ConversationRepository, UsageRepository
+from hubbub.streams.base import StreamHub
 from hubbub.streams.memory import MemoryStreamHub
+from hubbub.streams.redis import RedisStreamHub
 
 log = logging.getLogger("hubbub")
 logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -38,12 +46,19 @@ class Container:
     conversations: ConversationRepository
     bots: BotRepository
     usage: UsageRepository
-    hub: MemoryStreamHub
+    hub: StreamHub
     turns: TurnRunner
     providers: list[Provider] = field(default_factory=list)
+    keys: KeyRepository | None = None
+    auth: Authenticator | None = None
+    limiter: Limiter | None = None
+    idempotency: IdempotencyStore | None = None
+    rag: RagService | None = None
 
 
-async def build_registry(settings: Settings) -> ModelRegistry:
+async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provider]]:
+    """The model catalog (the embedded model, its aliases, the channel-served upstream models)
+    and every provider it uses, each once (the app closes them at shutdown)."""
     registry = ModelRegistry(settings.default_model)
     embedded = None
     if settings.embedded.enabled:
@@ -68,8 +83,9 @@ async def build_registry(settings: Settings) -> ModelRegistry:
             ),
             embedded,
         )
+    with_channels = {c.model for c in settings.channels}
     for model in settings.models:
-        if model.provider == "embedded":
+        if model.provider == "embedded" and model.id not in with_channels:
             if embedded is None:
                 raise ValueError(f"model {model.id} uses the embedded provider, which is disabled")
             registry.register(
@@ -83,10 +99,22 @@ async def build_registry(settings: Settings) -> ModelRegistry:
                 ),
                 embedded,
             )
-    return registry
+    from hubbub.providers.upstreams import register_upstreams
+
+    upstream = register_upstreams(settings, registry, embedded)
+    return registry, [*([embedded] if embedded is not None else []), *upstream]
 
 
-async def build_container(settings: Settings) -> Container:
+def live_metrics(container: "Container") -> Any:
+    """Metric families read at scrape time from the running parts."""
+    yield counter("hubbub_rate_limit_refusals", "Requests refused by a rate limit or quota",
+                  container.limiter.refusals if container.limiter else 0)
+    for provider in container.providers:
+        if hasattr(provider, "queued"):
+            yield gauge("hubbub_embedded_queue_depth", "Requests waiting for the embedded model", provider.queued)
+
+
+async def build_container(settings: Settings, metrics: Metrics | None = None) -> Container:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
     conversations = ConversationRepository(engine)
@@ -94,11 +122,15 @@ async def build_container(settings: Settings) -> Container:
     if interrupted:
         log.warning("marked %d messages left streaming by a previous process as interrupted", interrupted)
     bots, usage = BotRepository(engine), UsageRepository(engine)
-    registry = await build_registry(settings)
+    registry, providers = await build_registry(settings)
     limits = InputLimits(max_messages=settings.max_messages, max_tokens=settings.max_tokens_cap)
-    service = ChatService(registry, bots, usage, limits)
+    backend = RedisLimits(settings.redis_url) if settings.redis_url else MemoryLimits()
+    limiter = Limiter(backend, Quota(settings.user_rpm, settings.user_tpm, settings.user_daily_tokens))
+    service = ChatService(registry, bots, usage, limits, limiter, metrics)
+    rag = RagService(engine, settings.rag, build_embedder(settings.rag))
+    service.retriever = rag
     await service.ensure_default_bot()
-    hub = MemoryStreamHub()
+    hub: StreamHub = RedisStreamHub(settings.redis_url) if settings.redis_url else MemoryStreamHub()
     turns = TurnRunner(
         service,
         conversations,
@@ -106,16 +138,22 @@ async def build_container(settings: Settings) -> Container:
         flush_interval=settings.flush_interval_seconds,
         on_disconnect=settings.on_disconnect,
     )
-    return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns,
-                     registry.providers())
+    from hubbub.dsl.extractor import DslExtractor
+
+    turns.hooks.append(DslExtractor(conversations, record_usage=service.record_usage))  # the builder's DSL
+    keys = KeyRepository(engine)
+    return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns, providers,
+                     keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(settings), rag=rag)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        container = await build_container(settings)
+        container = await build_container(settings, metrics)
+        metrics.add_live(lambda: live_metrics(container))
         app.state.container = container
         log.info(
             "hubbub %s ready on http://%s:%d — default model %s, database %s",
@@ -125,13 +163,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.default_model,
             container.engine.url.render_as_string(hide_password=True),
         )
+        container.turns.listen()
         try:
             yield
         finally:
+            await container.turns.shutdown(settings.shutdown_grace_seconds)
             await container.service.drain()
             for provider in container.providers:
                 await provider.aclose()
             await container.hub.aclose()
+            if container.rag is not None:
+                await container.rag.aclose()
+            if container.idempotency is not None:
+                await container.idempotency.aclose()
+            if container.limiter is not None:
+                await container.limiter.aclose()
             await container.engine.dispose()
 
     app = FastAPI(
@@ -141,13 +187,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
 
-    from hubbub import ops
-    from hubbub.dialects import dispatch
+    from hubbub import channels_api, ops
+    from hubbub.dialects import admin, dispatch
     from hubbub.dialects.bento import router as bento
     from hubbub.dialects.bots import router as bots
     from hubbub.dialects.builder import router as builder
+    from hubbub.dialects.builder import ws as builder_ws
     from hubbub.dialects.conversations import router as conversations
     from hubbub.dialects.openai import router as openai
 
@@ -156,6 +205,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(bento.router, prefix=settings.bento_prefix)
     app.include_router(dispatch.router)
     app.include_router(builder.router)
+    app.include_router(builder_ws.router)
     app.include_router(conversations.router)
     app.include_router(bots.router)
+    app.include_router(admin.keys_router)
+    app.include_router(admin.usage_router)
+    app.include_router(channels_api.router)
+    from hubbub.dialects.documents import router as documents
+
+    app.include_router(documents.router)
+    from hubbub.web import router as web
+
+    app.include_router(web.router)  # `/` and `/static/...`: the chat page (docs/web.md)
     return app

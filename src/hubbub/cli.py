@@ -103,14 +103,38 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     print(f"hubbub {__version__}: listening on http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=30,
-    )
+    app = create_app(settings)
+    grace = settings.shutdown_grace_seconds
+
+    class Server(uvicorn.Server):
+        """uvicorn, ending stored-chat turns from the moment a shutdown begins.
+
+        uvicorn's own shutdown stops accepting, waits for open responses, and only then runs
+        the app's lifespan shutdown; a builder stream stays open as long as its turn runs, so
+        the turns must be drained alongside that wait, not after it: they get ``grace``
+        seconds, the rest end ``interrupted`` and their streams end with ``done``."""
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            container = getattr(app.state, "container", None)
+            drain = asyncio.ensure_future(container.turns.shutdown(grace)) if container is not None else None
+            try:
+                await super().shutdown(sockets)
+            finally:
+                if drain is not None:
+                    await drain
+
+    # A little longer than ``grace``: the drained turns' last events reach their clients before
+    # uvicorn cancels whatever still runs (stateless streams get the same grace, plus this margin).
+    Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                          timeout_graceful_shutdown=int(grace) + 2)).run()
     return 0
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from hubbub.rag.cli import ingest_paths
+
+    failed = asyncio.run(ingest_paths(_settings(args), args.paths, args.owner))
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -142,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     kr = ksub.add_parser("revoke", help="revoke a key")
     kr.add_argument("id")
     k.set_defaults(func=keys)
+
+    i = sub.add_parser("ingest", help="add files or folders (txt, md, html, pdf, json) to the document index")
+    i.add_argument("paths", nargs="+", type=Path)
+    i.add_argument("--owner", help="API key id that will own the documents (default: admin-only)")
+    i.add_argument("--data-dir", type=Path, help="data dir of the server (SQLite)")
+    i.add_argument("--config", type=Path, help="TOML config file")
+    i.add_argument("--database-url", help="the server's database")
+    i.set_defaults(func=ingest)
     return parser
 
 

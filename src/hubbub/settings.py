@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from hubbub.rag.config import RagConfig
+
 EMBEDDED_MODEL_ID = "smollm2-135m-instruct"
 
 
@@ -35,10 +37,57 @@ class ModelConfig(BaseModel):
 
     id: str
     name: str | None = None
+    # "embedded", or a [[providers]] name (served through one channel of that name);
+    # a model that [[channels]] name is served by those channels instead.
     provider: str = "embedded"
     context_length: int | None = None
     pricing: Pricing = Field(default_factory=Pricing)
-    upstream_model: str | None = None
+    upstream_model: str | None = None  # the name the provider knows it by (default: id)
+
+
+class ProviderConfig(BaseModel):
+    """An upstream endpoint (``[[providers]]``). See docs/upstreams.md.
+
+    The API key is never written here: ``api_key_env`` names the environment
+    variable that holds it.
+    """
+
+    name: str
+    type: Literal["openai", "anthropic"] = "openai"
+    base_url: str | None = None  # default for anthropic: https://api.anthropic.com
+    api_key_env: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
+    stream: bool = True  # False: ask the upstream for whole answers (openai)
+    sampling: bool = True  # False: never send temperature/top_p (models that refuse them)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    # How this upstream continues an answer another channel began (mid-stream failover):
+    # "prefill" sends it as a trailing assistant message, "continue_final_message" adds vLLM's
+    # flags for that, "none" never continues here.
+    continuation: Literal["prefill", "continue_final_message", "none"] = "prefill"
+    max_connections: int = Field(default=100, ge=1)
+
+
+class ChannelConfig(BaseModel):
+    """One way to serve a model (``[[channels]]``): a provider plus its routing knobs."""
+
+    name: str
+    model: str  # the hubbub model id this channel serves
+    provider: str  # a [[providers]] name, or "embedded"
+    upstream_model: str | None = None  # default: the model's upstream_model, else its id
+    priority: int = 0  # higher first; lower priorities are used only when higher ones fail
+    weight: float = Field(default=1.0, gt=0)  # share among healthy channels of one priority
+    timeout: float = Field(default=60.0, gt=0)  # seconds to the first token, and most silence between tokens
+    max_retries: int = Field(default=0, ge=0)  # more tries on this channel before the next one
+
+
+class FailoverConfig(BaseModel):
+    """Channel health (``[failover]``): when a failing channel is set aside, and for how long."""
+
+    failure_threshold: int = Field(default=3, ge=1)  # consecutive failures that start a cooldown
+    cooldown_seconds: float = Field(default=30.0, ge=0)  # first cooldown; doubles while it keeps failing
+    max_cooldown_seconds: float = Field(default=600.0, ge=0)  # also caps an upstream's Retry-After
+    mid_stream: bool = True  # continue a broken answer on the next channel
 
 
 class EmbeddedConfig(BaseModel):
@@ -70,14 +119,22 @@ class Settings(BaseSettings):
     default_model: str = EMBEDDED_MODEL_ID
     models: list[ModelConfig] = Field(default_factory=list)
     embedded: EmbeddedConfig = Field(default_factory=EmbeddedConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)  # documents and retrieval (docs/rag.md)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+    channels: list[ChannelConfig] = Field(default_factory=list)
+    failover: FailoverConfig = Field(default_factory=FailoverConfig)
 
     bento_prefix: str = "/api/bento"
     max_body_bytes: int = 1024 * 1024
     max_document_bytes: int = 20 * 1024 * 1024
     max_messages: int = 1000
     max_tokens_cap: int = 4096
+    user_rpm: int | None = None  # per end user (userId / user_id / user) across all keys
+    user_tpm: int | None = None
+    user_daily_tokens: int | None = None
     on_disconnect: Literal["continue", "stop"] = "continue"
     sse_ping_seconds: float = 15.0
+    shutdown_grace_seconds: float = 20.0
     flush_interval_seconds: float = 1.0
 
     @classmethod

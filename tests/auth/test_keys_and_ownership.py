@@ -165,3 +165,12 @@ async def test_global_bots_are_changed_only_by_admins(secured):
         assert (await a.patch("/api/bots/global-bot", json={"name": "Mine now"})).status_code == 403
         assert (await a.delete("/api/bots/global-bot")).status_code == 403
         assert (await root.patch("/api/bots/global-bot", json={"name": "Renamed"})).json()["name"] == "Renamed"
+
+
+async def test_metrics_need_an_admin_key_when_auth_is_on(secured):
+    admin, alice, _ = secured.keys
+    async with _client(secured) as anon, _client(secured, alice) as a, _client(secured, admin) as root:
+        assert (await anon.get("/metrics")).status_code == 401
+        assert (await a.get("/metrics")).status_code == 403
+        r = await root.get("/metrics")
+        assert r.status_code == 200 and "hubbub_http_requests_total" in r.text

@@ -164,7 +164,7 @@ async def test_a_chat_keeps_the_model_it_was_created_with(client, server):
     assert len(provider.requests) == 2
 
 
-async def test_dsl_and_phase_events_follow_enable_dsl(client, server):
+async def test_dsl_and_phase_events_follow_enable_dsl(client, server, monkeypatch):
     model, _ = scripted(server, "A blog, then.")
     seen: list[dict] = []
 
@@ -173,14 +173,10 @@ async def test_dsl_and_phase_events_follow_enable_dsl(client, server):
             seen.append(ctx.options)
             return [DslUpdate({"entities": {}, "relationships": []}), PhaseChange("clarifying")]
 
-    hook = Hook()
-    server.container.turns.hooks.append(hook)
-    try:
-        _, on = await collect_sse(client, "POST", "/api/chat", json={"messages": HELLO, "model": model})
-        _, off = await collect_sse(client, "POST", "/api/chat",
-                                   json={"messages": HELLO, "model": model, "enableDSL": False})
-    finally:
-        server.container.turns.hooks.remove(hook)
+    monkeypatch.setattr(server.container.turns, "hooks", [Hook()])  # only this hook, not the real DSL one
+    _, on = await collect_sse(client, "POST", "/api/chat", json={"messages": HELLO, "model": model})
+    _, off = await collect_sse(client, "POST", "/api/chat",
+                               json={"messages": HELLO, "model": model, "enableDSL": False})
     assert [e.json()["type"] for e in on][-3:] == ["dsl", "phase", "done"]
     assert on[-3].json() == {"type": "dsl", "content": {"entities": {}, "relationships": []}}
     assert on[-2].json() == {"type": "phase", "content": "clarifying"}

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator
 
+from hubbub.core import grounding
 from hubbub.core.context import check_fits
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
-from hubbub.core.types import Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Usage, UsageRecord
+from hubbub.core.types import (
+    Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Source, Usage, UsageRecord,
+)
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
+from hubbub.metrics import Metrics
 from hubbub.limits import Limiter, MemoryLimits, current_key
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
 from hubbub.storage.repositories import BotRepository, UsageRepository
@@ -38,6 +43,7 @@ class ChatRequest:
     owner: str | None = None  # the API key id that asked (None: open server or admin)
     user_id: str | None = None  # the end user named in the request
     request_id: str | None = None
+    rag: bool = False  # ground the answer in the owner's documents (API.md §6)
 
 
 def apply_bot(messages: list[Message], bot: Bot | None) -> list[Message]:
@@ -82,7 +88,11 @@ class Generation:
         self.text_parts: list[str] = []
         self.usage: Usage | None = None
         self.finish_reason: FinishReason | None = None
+        self.sources: list[Source] = []  # the passages put into the prompt (RAG), best first
         self._recorded = False
+        self.started = time.monotonic()
+        self.first_token_at: float | None = None
+        service.metrics.active_streams += 1
 
     @property
     def text(self) -> str:
@@ -112,6 +122,8 @@ class Generation:
 
     def _track(self, event: ProviderEvent) -> None:
         if isinstance(event, TextDelta):
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
             self.text_parts.append(event.text)
         elif isinstance(event, UsageReport):
             self.usage = event.usage
@@ -122,6 +134,8 @@ class Generation:
         await self._events.aclose()
         if not self._recorded:
             self._recorded = True
+            self._service.metrics.active_streams -= 1
+            self._ended = time.monotonic()
             self._service.spawn(self._record())
 
     async def _record(self) -> None:
@@ -130,6 +144,8 @@ class Generation:
             completion = await self.entry.provider.count_text_tokens(self.text, self.entry.upstream_model)
             usage = Usage(self.prompt_tokens, completion)
             self.usage = usage
+        self._service.metrics.observe_generation(self.model.id, self.started, self.first_token_at, self._ended,
+                                                 usage.completion_tokens, self.finish_reason or "cancelled")
         await self._service.record_usage(
             UsageRecord(
                 model=self.model.id,
@@ -155,6 +171,8 @@ class InputLimits:
 
 
 class ChatService:
+    retriever: grounding.Retriever | None = None  # set by the app; None: RAG requests get no sources
+
     def __init__(
         self,
         registry: ModelRegistry,
@@ -162,12 +180,14 @@ class ChatService:
         usage: UsageRepository,
         limits: InputLimits | None = None,
         limiter: Limiter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.registry = registry
         self.bots = bots
         self.usage = usage
         self.limits = limits or InputLimits()
         self.limiter = limiter or Limiter(MemoryLimits())
+        self.metrics = metrics or Metrics()
         self._tasks: set[asyncio.Task[object]] = set()
 
     def check_limits(self, messages: list[Message], params: SamplingParams) -> None:
@@ -242,6 +262,9 @@ class ChatService:
         await self.limiter.check_user(request.user_id)
         entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
         messages = apply_bot(request.messages, request.bot)
+        sources: list[Source] = []
+        if request.rag and self.retriever is not None:
+            messages, sources = await self._ground(entry, messages, request)
         prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, entry.info.context_length)
         params = request.params
         room = entry.info.context_length - prompt_tokens
@@ -250,8 +273,24 @@ class ChatService:
         provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params)
         events = guarded(entry.provider.stream(provider_request))
         generation = Generation(self, entry, request, events, prompt_tokens)
+        generation.sources = sources
         await generation.prime()
         return generation
+
+    async def _ground(self, entry: CatalogEntry, messages: list[Message], request: ChatRequest
+                      ) -> tuple[list[Message], list[Source]]:
+        """Add the retriever's passages for the latest user message, within the model's budget:
+        at most ``context_share`` of its context, leaving room for the prompt and the answer."""
+        assert self.retriever is not None
+        query = grounding.query_of(messages)
+        if not query:
+            return messages, []
+        found = await self.retriever.context_for(query, request.owner)
+        context = entry.info.context_length
+        prompt = await entry.provider.count_tokens(messages, entry.upstream_model)
+        answer = request.params.max_tokens or min(512, context // 4)
+        budget = min(int(context * self.retriever.context_share), context - prompt - answer)
+        return await grounding.fit(messages, found, entry.provider, entry.upstream_model, budget)
 
     async def complete(self, request: ChatRequest) -> Generation:
         generation = await self.open_stream(request)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
@@ -56,6 +55,13 @@ class TurnContext:
 
 
 class TurnHook(Protocol):
+    """Runs after each complete turn; its events are published before ``Done``.
+
+    A hook may also define ``async def before_turn(conv, messages, options) -> list[Message]``
+    (``messages``: the history plus the new messages; ``options``: ``TurnOptions.hook_options``):
+    the messages it returns (system messages) join this turn's prompt only, never the stored chat.
+    """
+
     async def after_turn(self, ctx: TurnContext) -> list[Event]: ...
 
 
@@ -122,7 +128,8 @@ class TurnRunner:
             entry = self.service.registry.get(opts.model or conv.model or (opts.bot.model if opts.bot else None))
             stored = await self.conversations.messages(conv.id)
             history = [Message(m.role, m.content) for m in stored if m.content or m.role != "assistant"]
-            prompt = apply_bot(history + new_messages, opts.bot)
+            extra = await self._before_turn(conv, history + new_messages, opts)
+            prompt = apply_bot(history + extra + new_messages, opts.bot)
             reserve = completion_reserve(entry.info.context_length, opts.params.max_tokens)
             prompt, prompt_tokens = await trim_to_fit(
                 entry.provider, entry.upstream_model, prompt, entry.info.context_length, reserve
@@ -149,6 +156,19 @@ class TurnRunner:
             self._running[conv.id] = running
             running.task = self.service.spawn(self._run(conv, entry, request, reply, prompt_tokens, opts, running))
             return Turn(conv.id, reply.id)
+
+    async def _before_turn(self, conv: Conversation, messages: list[Message], opts: TurnOptions) -> list[Message]:
+        """What hooks with a ``before_turn`` add to this turn's prompt (a failing hook adds nothing)."""
+        added: list[Message] = []
+        for hook in self.hooks:
+            before = getattr(hook, "before_turn", None)
+            if before is None:
+                continue
+            try:
+                added += await before(conv, messages, opts.hook_options)
+            except Exception:  # a hook never costs the user their answer
+                log.exception("turn hook failed before the turn")
+        return added
 
     async def stop(self, conversation_id: str, wait: float = 10.0) -> bool:
         """Stop the conversation's running turn, on whichever replica runs it; False if none runs.
@@ -249,8 +269,9 @@ class TurnRunner:
         parts: list[str] = []
         usage: Usage | None = None
         status: MessageStatus = "complete"
-        last_flush = time.monotonic()
         key = reply.id
+        generated = asyncio.Event()
+        flusher = asyncio.get_running_loop().create_task(self._flush(reply.id, parts, generated))
         try:
             running.generating = True
             if running.stop_requested:  # stopped before the task had started
@@ -259,9 +280,6 @@ class TurnRunner:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     await self.hub.publish(key, event)
-                    if time.monotonic() - last_flush >= self.flush_interval:
-                        last_flush = time.monotonic()
-                        await self.conversations.update_message(reply.id, content="".join(parts), status="streaming")
                 elif isinstance(event, UsageReport):
                     usage = event.usage
                 elif isinstance(event, Finish):
@@ -276,6 +294,9 @@ class TurnRunner:
                 log.exception("turn failed")
             await self.hub.publish(key, ErrorEvent(info.code, info.message))
         running.generating = False
+        generated.set()
+        with contextlib.suppress(BaseException):
+            await flusher  # never writes after the final update below
         try:
             await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
         finally:
@@ -284,6 +305,25 @@ class TurnRunner:
             if lock is not None and not lock.locked():
                 del self._locks[conv.id]  # nothing waits on it: keep the map as small as the live set
             await self.hub.close(key)
+
+    async def _flush(self, message_id: str, parts: list[str], generated: asyncio.Event) -> None:
+        """Store the text so far every ``flush_interval`` until ``generated`` is set.
+
+        On a clock, not per token: text written just before the model pauses must not wait
+        for the next token, or a crash during the pause would lose more than the last second.
+        """
+        flushed = 0
+        while True:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(generated.wait(), self.flush_interval)
+            if generated.is_set():
+                return
+            if len(parts) != flushed:
+                flushed = len(parts)
+                try:
+                    await self.conversations.update_message(message_id, content="".join(parts), status="streaming")
+                except Exception:  # the final update still comes; a missed flush only widens the window
+                    log.warning("could not flush a streaming message", exc_info=True)
 
     async def _finish(
         self,

@@ -138,3 +138,14 @@ class UsageRecord:
     message_id: str | None = None
     request_id: str | None = None
     created_at: int = 0
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved passage put into a prompt (RAG): which document, and the text used."""
+
+    document_id: str
+    title: str
+    text: str
+    score: float = 0.0
+    heading: str = ""

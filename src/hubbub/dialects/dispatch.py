@@ -66,7 +66,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Invalid body, unknown model or preset, or context length exceeded"},
 }
 
-router = dialect_router(render_error, tags=["chat"], admit_in_handler=True)
+router = dialect_router(render_error, tags=["chat"], admit_in_handler=True, idempotent=True)
 
 
 def _parse(raw: bytes) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
+from hubbub import idempotency
 from hubbub.auth import require_admin
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
 from hubbub.limits import KeyQuota, Quota, current_key
@@ -63,12 +64,14 @@ def dialect_router(
     body_limit_setting: str = "max_body_bytes",
     admin_only: bool = False,
     admit_in_handler: bool = False,
+    idempotent: bool = False,
     **kwargs,
 ) -> APIRouter:
     """An APIRouter whose routes admit, limit the body, and map errors with ``render_error``.
 
     ``admit_in_handler``: the handler calls ``admit`` itself (``POST /api/chat`` must first
-    see the body to know which dialect's shape a 401 or 429 takes)."""
+    see the body to know which dialect's shape a 401 or 429 takes).
+    ``idempotent``: its POST routes honour ``Idempotency-Key`` (see ``hubbub.idempotency``)."""
     class DialectRoute(APIRoute):
         def get_route_handler(self) -> Callable:
             handler = super().get_route_handler()
@@ -80,6 +83,8 @@ def dialect_router(
                     if request.method in ("POST", "PUT", "PATCH"):
                         limit = getattr(request.app.state.settings, body_limit_setting)
                         await read_body_limited(request, limit)
+                    if idempotent and request.method == "POST":
+                        return await idempotency.respond(request, lambda: handler(request))
                     return await handler(request)
                 except (HubbubError, RequestValidationError) as exc:
                     return render_error(exc, request)

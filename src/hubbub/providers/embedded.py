@@ -225,6 +225,7 @@ class EmbeddedProvider:
         self.model = model
         # One worker: requests are decoded in turn by the single llama context.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hubbub-llama")
+        self.queued = 0  # requests waiting for the worker (the /metrics queue depth)
 
     @classmethod
     async def load(cls, config: EmbeddedConfig) -> "EmbeddedProvider":
@@ -254,7 +255,14 @@ class EmbeddedProvider:
             except RuntimeError:  # the event loop is gone (shutdown): stop decoding
                 cancel.set()
 
-        future = loop.run_in_executor(self._worker, self.model.run, _Job(tokens, request.params, cancel, emit))
+        job = _Job(tokens, request.params, cancel, emit)
+        self.queued += 1
+
+        def run() -> None:
+            self.queued -= 1
+            self.model.run(job)
+
+        future = loop.run_in_executor(self._worker, run)
         try:
             while True:
                 item = await queue.get()

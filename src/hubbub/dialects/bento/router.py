@@ -8,10 +8,11 @@ from hubbub.core.service import ChatRequest
 from hubbub.dialects.bento import adapter
 from hubbub.dialects.bento.protocol import BentoChatRequest
 from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.documents.adapter import sources_header
 from hubbub.dialects.routing import dialect_router, request_id
 from hubbub.dialects.sse import SSEResponse
 
-router = dialect_router(adapter.render_error, tags=["bento"])
+router = dialect_router(adapter.render_error, tags=["bento"], idempotent=True)
 
 _STREAM = {
     200: {"description": "SSE: `data: {\"content\": \"...\"}` per delta, then `data: [DONE]`",
@@ -26,18 +27,20 @@ async def chat_stream(
     body: BentoChatRequest, request: Request, service: Service, settings: AppSettings, owner: Owner
 ) -> Response:
     messages = adapter.to_messages(body)
-    # RAG (API.md §6): with body.ragEnabled, retrieved passages are put into `messages`
-    # here and listed in the X-Rag-Sources header. Until rag/ lands the flag is accepted and has no effect.
+    # RAG (API.md §6): with ragEnabled the core puts the owner's best passages into the prompt;
+    # the documents they came from are listed in the X-Rag-Sources header.
     chat = ChatRequest(
         messages=messages,
         model=body.model,
         params=adapter.to_params(body),
         owner=owner,
         request_id=request_id(request),
+        rag=bool(body.ragEnabled),
     )
     # Errors before the first token raise here and become proper statuses (render_error).
     generation = await service.open_stream(chat)
-    return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds)
+    headers = {"X-Rag-Sources": sources_header(generation.sources)} if chat.rag else None
+    return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds, headers=headers)
 
 
 @router.get("/chat/models", summary="List models (bento)")

@@ -10,10 +10,11 @@ from hubbub.core.types import SamplingParams
 from hubbub.dialects.bots import adapter, admin, protocol
 from hubbub.dialects.bots.v1 import request_body
 from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.documents.adapter import sources_header
 from hubbub.dialects.routing import dialect_router, request_id
 from hubbub.dialects.sse import SSEResponse
 
-router = dialect_router(adapter.render_error, tags=["bots"])
+router = dialect_router(adapter.render_error, tags=["bots"], idempotent=True)
 
 _RESPONSES = {
     200: {
@@ -34,7 +35,8 @@ _RESPONSES = {
 async def chat(request: Request, service: Service, settings: AppSettings, owner: Owner) -> Response:
     body = protocol.parse_chat(await request.body(), request.headers.get("content-type"))
     bot = await service.bot(body.bot, owner)
-    # RAG: a bot with ragEnabled gets retrieved passages here once rag/ lands (API.md §6).
+    # RAG (API.md §6): a bot with ragEnabled answers from the owner's documents; the
+    # documents used are listed in X-Rag-Sources (as on bento), outside the documented body.
     chat_request = ChatRequest(
         messages=body.messages,
         params=bot_params(SamplingParams(), bot, explicit=set()),
@@ -42,12 +44,14 @@ async def chat(request: Request, service: Service, settings: AppSettings, owner:
         owner=owner,
         user_id=body.user_id,
         request_id=request_id(request),
+        rag=bot.rag_enabled,
     )
     generation = await service.open_stream(chat_request)
+    headers = {"X-Rag-Sources": sources_header(generation.sources)} if bot.rag_enabled else None
     if body.stream:
-        return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds)
+        return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds, headers=headers)
     await generation.collect()
-    return JSONResponse({"content": generation.text})
+    return JSONResponse({"content": generation.text}, headers=headers)
 
 
 router.include_router(admin.router)

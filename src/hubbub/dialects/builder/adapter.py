@@ -228,3 +228,19 @@ async def resume_stream(
             yield chunk
     else:
         yield frame({"type": "done", "content": ""}, upto)
+
+
+def check_dsl_format(fmt: str) -> None:
+    """``GET /api/chat/{id}/dsl?format=``: one of ``dsl.export.FORMATS``, else a 400."""
+    from hubbub.dsl.export import FORMATS
+
+    if fmt not in FORMATS:
+        raise InvalidRequest(details=[FieldProblem("format", f"must be one of {', '.join(FORMATS)}")])
+
+
+def dsl_export(conv: Conversation, fmt: str) -> tuple[str, str]:
+    """The chat's DSL rendered as ``fmt`` and its media type (an empty model before the first turn)."""
+    from hubbub.dsl.export import MEDIA_TYPES, render
+    from hubbub.dsl.schema import Dsl
+
+    return render(Dsl.from_dict(conv.dsl), fmt), MEDIA_TYPES[fmt]

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from fastapi import Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from hubbub.dialects.builder import adapter
@@ -56,6 +56,14 @@ async def resume(chat_id: str, request: Request) -> Response:
     after = int(last) if last and last.strip().isdigit() else None
     return SSEResponse(adapter.resume_stream(container, conv, after), container.settings.sse_ping_seconds,
                        headers={"X-Chat-Id": conv.id})
+
+
+@router.get("/{chat_id}/dsl", summary="The chat's data model as json, jsonschema, sql (PostgreSQL DDL) or mermaid")
+async def export_dsl(chat_id: str, request: Request, fmt: str = Query("json", alias="format")) -> Response:
+    adapter.check_dsl_format(fmt)
+    conv = await _chat(request, chat_id)
+    body, media_type = adapter.dsl_export(conv, fmt)
+    return Response(body, media_type=media_type)
 
 
 @router.post("/{chat_id}/stop", summary="Stop the chat's running generation, keeping the partial answer")

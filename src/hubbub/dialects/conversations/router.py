@@ -20,7 +20,7 @@ from hubbub.dialects.routing import dialect_router, request_id
 from hubbub.dialects.sse import SSEResponse
 from hubbub.errors import NotFound
 
-router = dialect_router(adapter.render_error, tags=["conversations"])
+router = dialect_router(adapter.render_error, tags=["conversations"], idempotent=True)
 
 
 async def send(body: ConversationChatRequest, request: Request) -> Response:

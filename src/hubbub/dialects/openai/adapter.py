@@ -100,17 +100,20 @@ def completion_body(gen: Generation, model: str) -> dict[str, Any]:
     }
 
 
-async def chunk_stream(gen: Generation, model: str, include_usage: bool) -> AsyncIterator[bytes]:
-    """``chat.completion.chunk`` frames, then the usage chunk when asked for, then ``[DONE]``."""
+async def chunk_stream(
+    gen: Generation, model: str, include_usage: bool, first_extra: dict[str, Any] | None = None
+) -> AsyncIterator[bytes]:
+    """``chat.completion.chunk`` frames, then the usage chunk when asked for, then ``[DONE]``.
+    ``first_extra``: top-level fields for the first chunk only (``rag_sources``)."""
     base = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": model, "system_fingerprint": None}
     usage_field = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return frame({**base, "choices": [choice], **usage_field})
+        return frame({**base, "choices": [choice], **usage_field, **(extra or {})})
 
-    yield chunk({"role": "assistant", "content": ""})
+    yield chunk({"role": "assistant", "content": ""}, extra=first_extra)
     try:
         async for event in gen:
             if isinstance(event, TextDelta):

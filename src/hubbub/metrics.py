@@ -1,0 +1,107 @@
+"""Prometheus metrics at ``/metrics``, on a registry owned by the app (no module globals).
+
+Counters and histograms are updated where the work happens (generations, the
+HTTP edge); gauges that describe live state (active streams, the embedded
+model's queue, channel errors, rate-limit refusals) are read at scrape time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_TPS_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("hubbub_http_requests", "HTTP requests by route and status",
+                                ["method", "route", "status"], registry=self.registry)
+        self.generations = Counter("hubbub_generations", "Generations by model and finish reason",
+                                   ["model", "reason"], registry=self.registry)
+        self.tokens = Counter("hubbub_generated_tokens", "Completion tokens generated", ["model"],
+                              registry=self.registry)
+        self.ttft = Histogram("hubbub_time_to_first_token_seconds", "Time to the first text delta", ["model"],
+                              buckets=_TTFT_BUCKETS, registry=self.registry)
+        self.tps = Histogram("hubbub_tokens_per_second", "Decoding speed of each generation", ["model"],
+                             buckets=_TPS_BUCKETS, registry=self.registry)
+        self.active_streams = 0
+        self._live: list[Callable[[], Iterable[Any]]] = []
+        self.registry.register(_LiveCollector(self))
+
+    def add_live(self, collect: Callable[[], Iterable[Any]]) -> None:
+        """Register a function yielding metric families at scrape time."""
+        self._live.append(collect)
+
+    def observe_generation(self, model: str, started: float, first_token: float | None, ended: float,
+                           completion_tokens: int, reason: str | None) -> None:
+        self.generations.labels(model, reason or "unknown").inc()
+        self.tokens.labels(model).inc(completion_tokens)
+        if first_token is not None:
+            self.ttft.labels(model).observe(first_token - started)
+            if completion_tokens > 1 and ended > first_token:
+                self.tps.labels(model).observe((completion_tokens - 1) / (ended - first_token))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _LiveCollector:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Any]:
+        active = GaugeMetricFamily("hubbub_active_streams", "Generations streaming right now")
+        active.add_metric([], self._metrics.active_streams)
+        yield active
+        for collect in self._metrics._live:
+            yield from collect()
+
+
+def counter(name: str, doc: str, value: float, labels: dict[str, str] | None = None) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, doc, labels=list(labels or {}))
+    family.add_metric(list((labels or {}).values()), value)
+    return family
+
+
+def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
+
+
+class MetricsMiddleware:
+    """Counts requests by route template (not raw path: ids would explode the label set)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+
+
+def now() -> float:
+    return time.monotonic()

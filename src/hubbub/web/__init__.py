@@ -1,0 +1,1 @@
+"""The web chat page served at ``/`` (static files, no build step; see docs/web.md)."""
