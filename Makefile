@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install clean chromium
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11+); set PYTHON=..." >&2; exit 1; }
@@ -20,7 +20,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/hubbub serve
 
-test: $(STAMP)
+# The web page's browser tests need Chromium: as root with apt, install Debian's package
+# when it is missing (elsewhere they skip, or fail under CI=true; see docs/web.md).
+chromium:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	  || echo "note: /usr/bin/chromium is missing and cannot be installed here; browser tests will skip" >&2; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

@@ -112,6 +112,15 @@ def live_metrics(container: "Container") -> Any:
     for provider in container.providers:
         if hasattr(provider, "queued"):
             yield gauge("hubbub_embedded_queue_depth", "Requests waiting for the embedded model", provider.queued)
+    from prometheus_client.core import CounterMetricFamily
+
+    from hubbub.providers.upstreams import routers
+
+    errors = CounterMetricFamily("hubbub_upstream_errors", "Failed upstream attempts per channel", labels=["channel"])
+    for router in routers(container.registry):
+        for channel in router.snapshot():
+            errors.add_metric([channel["name"]], channel["failures"])
+    yield errors
 
 
 async def build_container(settings: Settings, metrics: Metrics | None = None) -> Container:

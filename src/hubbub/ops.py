@@ -18,7 +18,8 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 async def metrics(request: Request) -> Response:
     """With API keys configured, an admin key is needed (Prometheus can send a bearer token)."""
     container = getattr(request.app.state, "container", None)

@@ -174,3 +174,11 @@ async def test_metrics_need_an_admin_key_when_auth_is_on(secured):
         assert (await a.get("/metrics")).status_code == 403
         r = await root.get("/metrics")
         assert r.status_code == 200 and "hubbub_http_requests_total" in r.text
+
+
+async def test_channels_need_an_admin_key(secured):
+    admin, alice, _ = secured.keys
+    async with _client(secured) as anon, _client(secured, alice) as a, _client(secured, admin) as root:
+        assert (await anon.get("/api/channels")).status_code == 401
+        assert (await a.get("/api/channels")).status_code == 403
+        assert (await root.get("/api/channels")).json() == {"channels": []}

@@ -77,11 +77,17 @@ def test_bento_models_example_lists_the_catalog(node, seed_server):
     assert len(lines) == len(seed_server.container.registry.ids())
 
 
-def test_builder_example_prints_ai_lines(node, seed_server):
+def test_builder_example_prints_ai_lines_then_the_dsl_and_phase(node, seed_server):
     out = run_client(node, seed_server, "builder_events.mjs")
-    ai = [line for line in out.splitlines() if line.startswith("AI: ")]
+    lines = out.splitlines()
+    ai = [i for i, line in enumerate(lines) if line.startswith("AI: ")]
     assert ai, f"no 'AI:' lines in {out!r}"
-    assert "".join(line[4:] for line in ai).strip()
+    assert "".join(lines[i][4:] for i in ai).strip()
+    # DSL is on by default: after the text, the example logs the DSL object and the phase.
+    dsl = [i for i, line in enumerate(lines) if line.startswith("DSL Update: ")]
+    phases = [line for line in lines if re.fullmatch(r"Phase: (clarifying|proposing|refining|ready)", line)]
+    assert dsl and min(dsl) > max(ai), out
+    assert len(phases) == 1, out
 
 
 def test_conversations_stream_client_prints_content_and_usage(node, seed_server):

@@ -47,6 +47,7 @@ def chromium() -> Iterator[object]:
 def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     srv = start_server(tmp_path_factory.mktemp("web"), max_tokens_cap=60)
     register_scripted(srv, "web-slow", ScriptedProvider(SLOW_REPLY, delay=0.12))
+    register_scripted(srv, "web-fast", ScriptedProvider("Noted: books and authors."))
     yield srv
     srv.stop()
 

@@ -18,6 +18,7 @@ from conftest import SLOW_REPLY
 from support import ServerThread, start_server
 
 DONE = "() => window.hubbub && window.hubbub.running === null && !document.querySelector('.msg.streaming')"
+EMBEDDED_WAIT = 240_000  # ms; the embedded model on a busy CPU can be slow
 LAST_ANSWER = "() => { const m = [...document.querySelectorAll('.msg-assistant')].pop(); return m ? m.text : null; }"
 
 
@@ -91,7 +92,7 @@ def test_answer_streams_from_the_embedded_model_as_markdown(page: Page) -> None:
         const m = [...document.querySelectorAll('.msg-assistant')].pop();
         if (m && m.text) window.__lens.push(m.text.length); }, 5); }""")
     page.send("Write one short sentence about the sea.", model="smollm2-135m-instruct")
-    page.page.wait_for_function(DONE, timeout=60_000)
+    page.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
     lengths = sorted(set(page.page.evaluate("() => window.__lens")))
     assert len(lengths) >= 3, f"the answer did not grow over time: {lengths}"
     text = page.answer()
@@ -190,14 +191,15 @@ def test_builder_mode_draws_the_data_model(page: Page, artifacts: Path) -> None:
     page.open()
     page.page.check("#builder")
     assert page.page.is_visible("#builder-panel")
+    # The model does not matter here (the DSL's analysis of the user's words leads): a fast one.
     page.send("I need an app to track books and their authors. Each book has a title and an ISBN.",
-              model="smollm2-135m-instruct")
-    page.page.wait_for_function(DONE, timeout=90_000)
+              model="web-fast")
+    page.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
     chat = stored(page.server, page.chat_id())
     entities = sorted((chat["dsl"] or {}).get("entities", {}))
     assert entities, "the DSL extraction found no entity"
     page.page.wait_for_function("() => document.querySelectorAll('.erd-name').length > 0")
-    assert sorted(page.page.locator(".erd-name").all_inner_texts()) == entities
+    assert sorted(page.page.locator(".erd-name").all_text_contents()) == entities
     assert page.page.inner_text("#phase") == chat["phase"]
     assert page.page.locator("#exports button").all_inner_texts() == ["json", "jsonschema", "sql", "mermaid"]
     with page.page.expect_download() as dl:
@@ -216,14 +218,15 @@ def test_upload_a_document_and_get_a_sourced_answer(page: Page, artifacts: Path,
     page.page.set_input_files("#doc-file", str(doc))
     page.page.wait_for_function("() => document.querySelector('#doc-status').textContent.startsWith('Added')")
     assert page.page.evaluate("() => document.querySelector('#doc-progress').value") == 100
-    assert "zorblax-report" in page.page.inner_text("#doc-list")
+    page.page.wait_for_function("() => document.querySelector('#doc-list').textContent.toLowerCase().includes('zorblax')")
+    title = page.page.inner_text("#doc-list .doc-title")
     page.page.click("#docs-close")
     page.page.check("#rag")
     page.send("How many quantum kettles did Zorblax sell?", model="smollm2-135m-instruct")
-    page.page.wait_for_function(DONE, timeout=90_000)
+    page.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
     assert page.answer()
     sources = page.page.locator(".msg-assistant .source").all_inner_texts()
-    assert sources and "zorblax-report" in sources[0].lower()
+    assert sources and sources[0] == f"[1] {title}"
     # The sourced answer survives a reload (kept in this browser; see docs/web.md).
     page.page.reload()
     page.page.wait_for_function("() => document.querySelectorAll('.source').length > 0")
@@ -256,7 +259,7 @@ def test_phone_width_list_is_a_drawer(chromium, web_server, artifacts: Path) -> 
 def test_desktop_screenshot(page: Page, artifacts: Path) -> None:
     page.open()
     page.send("Show me a Python hello world.", model="smollm2-135m-instruct")
-    page.page.wait_for_function(DONE, timeout=60_000)
+    page.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
     page.page.screenshot(path=str(artifacts / "web-desktop.png"))
     assert page.page.locator(".msg").count() == 2
 
@@ -292,7 +295,7 @@ def test_auth_on_asks_for_the_key_once_and_keeps_it(chromium, auth_server) -> No
         p.page.wait_for_function("() => document.querySelector('#model').options.length > 0")
         assert not p.page.is_visible("#key-dialog")
         p.send("hi", model="smollm2-135m-instruct")
-        p.page.wait_for_function(DONE, timeout=60_000)
+        p.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
         assert p.answer()
         r = httpx.get(f"{server.url}/api/chat/{p.chat_id()}", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and r.json()["status"] == "complete"

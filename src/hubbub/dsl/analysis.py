@@ -247,6 +247,12 @@ class _Reader:
             if c.kind in ("HAVE", "VERB", "AUX") and i not in self.consumed:
                 i = self._predicate(cs, i)
                 continue
+            if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
+                owner = self._known(c)  # "tasks with a title and a due date"
+                if owner:
+                    self._entity(owner)
+                    _, i = self._items(cs, i + 2, [owner], False)
+                    continue
             i += 1
         self._prepositions(cs)
 
@@ -714,7 +720,7 @@ class _Reader:
     def _edit(self, cs: list[Chunk]) -> int:
         """Imperatives and statements that change the model: how many chunks they used (0: not an edit)."""
         i = 0
-        while i < len(cs) and (cs[i].kind in ("ADV", "PRON", "MODAL", "CONJ") or cs[i].text in ("please", "let", "also", "then", "now", "actually")):
+        while i < len(cs) and (cs[i].kind in ("ADV", "PRON", "MODAL", "CONJ", "PUNCT") or cs[i].text in ("please", "let", "also", "then", "now", "actually")):
             i += 1
         negated = False
         while i < len(cs) and cs[i].kind == "NEG":

@@ -113,13 +113,16 @@ class DslExtractor:
             return []
         stored = await self.conversations.get(conv.id) or conv
         previous = _stored(stored)
-        new = [m.content for m in messages if m.role == "user"] if previous is None else new_user_messages(messages)
-        analysis = await asyncio.to_thread(analyze, previous, new)
+        users = [m.content for m in messages if m.role == "user"]
+        new = users if previous is None else new_user_messages(messages)
+        analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
         draft = normalize(analysis.dsl)
         changed = draft.model_dict() != (previous or Dsl()).model_dict()
-        phase = next_phase(stored.phase, draft, changed=changed, accepted=analysis.accepted, valid=not problems(draft))
+        supported = _stated(replay)
+        phase = next_phase(stored.phase, draft, changed=changed, accepted=analysis.accepted,
+                           valid=not problems(draft), supported=supported)
         if phase == "clarifying":
-            asks = " ".join(f"{i}. {q}" for i, q in enumerate(questions(draft), 1))
+            asks = " ".join(f"{i}. {q}" for i, q in enumerate(questions(draft, supported=supported), 1))
             text = ("You are helping the user design the data model of an app. There is not enough to propose "
                     f"one yet. In your reply, ask the user: {asks}")
         elif phase == "ready":
@@ -153,7 +156,7 @@ class DslExtractor:
         base = normalize(analysis.dsl)
         strong = self.is_strong(entry)
         proposal: Dsl | None = None
-        if getattr(entry.provider, "supports_json_schema", False) and (strong or base.entities):
+        if getattr(entry.provider, "supports_json_schema", False) and (strong or base.entities or analysis.candidates):
             answer = await propose(
                 entry, previous, messages, strong=strong,
                 max_tokens=self.strong_max_tokens if strong else self.max_tokens,
@@ -171,9 +174,11 @@ class DslExtractor:
             candidate = base
         final = self._valid(candidate, base, previous)
         changed = final.model_dict() != (previous or Dsl()).model_dict()
-        phase = next_phase(previous_phase, final, changed=changed, accepted=analysis.accepted, valid=True)
+        supported = _stated(replay) | (mg.element_keys(proposal) if proposal is not None else set())
+        phase = next_phase(previous_phase, final, changed=changed, accepted=analysis.accepted, valid=True,
+                           supported=supported)
         final.phase = phase
-        final.readiness = readiness(final, phase == "ready")
+        final.readiness = readiness(final, phase == "ready", supported)
         final.confidence = confidence(final, replay.provenance, proposal)
         return Extraction(final, changed, analysis.accepted, proposal)
 
@@ -198,6 +203,10 @@ class DslExtractor:
             ))
         except Exception:  # accounting must not cost the user their DSL
             log.exception("recording the dsl extraction's usage failed")
+
+
+def _stated(analysis: Analysis) -> set[mg.Key]:
+    return {k for k, how in analysis.provenance.items() if how == "stated"}
 
 
 def _stored(conv: Conversation) -> Dsl | None:

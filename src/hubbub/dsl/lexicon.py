@@ -36,7 +36,11 @@ AUXILIARIES = _set(
 )
 HAVE = _set("has have had having")
 NEGATIONS = _set("not no never don't doesn't didn't isn't aren't won't shouldn't can't cannot nor")
-ADVERBS = _set(
+INTERJECTIONS = _set(
+    "thanks thank thx ty hi hello hey ok okay yes yeah yep yup no nope sure great cool awesome please sorry wow "
+    "nice perfect alright lgtm hmm oh ah well"
+)
+ADVERBS = INTERJECTIONS | _set(
     "also only just optionally always usually then too very really already still actually probably maybe "
     "now later instead directly typically normally often sometimes generally mostly even simply basically "
     "perhaps possibly ideally exactly altogether together else again automatically easily quickly "

@@ -72,7 +72,9 @@ class EmbeddedModel:
             n_threads=config.n_threads or os.cpu_count() or 1,
             verbose=False,
         )
-        self.n_ctx = self._llm.n_ctx()
+        # llama.cpp rounds the context up (to 256s) but llama-cpp-python sizes its buffers to the
+        # configured value: the smaller of the two is the real limit.
+        self.n_ctx = min(self._llm.n_ctx(), config.n_ctx)
         meta = self._llm.metadata
         self.name = meta.get("general.name") or path.stem
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

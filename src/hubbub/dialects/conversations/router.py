@@ -30,7 +30,8 @@ async def send(body: ConversationChatRequest, request: Request) -> Response:
     return JSONResponse(await adapter.reply_body(container.turns, turn))
 
 
-@router.post("/api/chat/stream", summary="Send a message; the answer streams as SSE")
+@router.post("/api/chat/stream", summary="Send a message; the answer streams as SSE",
+             responses={200: {"content": {"text/event-stream": {}}, "description": "start, content…, end"}})
 async def send_stream(body: ConversationChatRequest, request: Request) -> Response:
     """With ``Last-Event-ID`` and a ``conversationId`` this is a reconnect: no new message is
     sent; the conversation's latest answer continues after that event id."""
@@ -55,7 +56,7 @@ async def list_conversations(
     userId: str | None = None,  # noqa: N803 - wire name
     groupId: str | None = None,  # noqa: N803 - wire name
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
 ) -> JSONResponse:
     convs, total = await get_container(request).conversations.list(
         kind=adapter.KIND, owner=get_owner(request), user_id=userId, group_id=groupId, limit=limit, offset=offset

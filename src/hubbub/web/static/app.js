@@ -93,7 +93,7 @@ function renderList() {
     open.onclick = () => { closeDrawers(); openChat(c.id); };
     const actions = document.createElement("span");
     actions.className = "chat-actions";
-    for (const [label, icon, fn] of [["Rename", "✎", renameChat], ["Clear", "⌫", clearChat], ["Delete", "🗑", deleteChat]]) {
+    for (const [label, icon, fn] of [["Rename", "✎", renameChat], ["Clear", "⌫", clearChat], ["Delete", "✕", deleteChat]]) {
       const b = Object.assign(document.createElement("button"), { type: "button", className: "icon small-btn", textContent: icon, title: label });
       b.setAttribute("aria-label", `${label} ${c.title}`);
       b.onclick = (e) => { e.stopPropagation(); fn(c.id); };
