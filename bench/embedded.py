@@ -203,6 +203,8 @@ def parse_args() -> argparse.Namespace:
                    help="a pair is redone when other processes used more than this share of the CPUs (default 0.10)")
     p.add_argument("--wait", type=float, default=60.0,
                    help="seconds to wait for a quiet machine before each run (default 60)")
+    p.add_argument("--budget", type=float, default=900.0,
+                   help="seconds after which busy pairs are no longer redone (default 900)")
     p.add_argument("--min-ratio", type=float, help="exit 1 if the median api/raw ratio is below this")
     p.add_argument("--json", type=Path, help="write all numbers here")
     return p.parse_args()
@@ -235,8 +237,15 @@ def measure(args: argparse.Namespace, raw: Raw, server: HubbubServer, client: ht
 
     pairs: list[dict] = []
     print(HEADER)
-    tries = 0
-    while sum(not p["busy"] for p in pairs) < args.runs and tries < 3 * args.runs + 1:
+    tries, started = 0, time.monotonic()
+
+    def more() -> bool:
+        if sum(not p["busy"] for p in pairs) >= args.runs or tries > 3 * args.runs:
+            return False
+        # Past the time budget, stop redoing busy pairs as soon as there are enough of any kind.
+        return time.monotonic() - started < args.budget or len(pairs) < args.runs
+
+    while more():
         r, rb = timed(raw_run, messages, args.max_tokens, args.seed)
         loop_cpu = thread_cpu_seconds(server.proc.pid)
         a, ab = timed(api_generate, client, server.url, messages, args.max_tokens, args.seed)

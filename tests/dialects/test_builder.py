@@ -78,7 +78,8 @@ class FailingProvider(ScriptedProvider):
 
 
 async def test_new_chat_streams_chat_text_done_with_increasing_ids(client):
-    r, events = await collect_sse(client, "POST", "/api/chat", json={"messages": HELLO})
+    # enableDSL off: this test pins the text events alone (the DSL's dsl/phase events have their own tests)
+    r, events = await collect_sse(client, "POST", "/api/chat", json={"messages": HELLO, "enableDSL": False})
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
     assert r.headers["cache-control"] == "no-cache" and r.headers["x-accel-buffering"] == "no"
@@ -107,13 +108,14 @@ async def test_new_chat_streams_chat_text_done_with_increasing_ids(client):
 async def test_existing_chat_appends_only_the_last_user_message(client, server):
     model, provider = scripted(server, "Noted, thanks.")
     first = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "one"}]
-    r, _ = await collect_sse(client, "POST", "/api/chat", json={"messages": first, "model": model})
+    off = {"model": model, "enableDSL": False}  # no DSL guidance in the prompt: it is compared exactly
+    r, _ = await collect_sse(client, "POST", "/api/chat", json={"messages": first, **off})
     chat_id = r.headers["x-chat-id"]
     # A client that resends the whole history (with a made-up answer) and one that sends only the new turn.
     resend = [*first, {"role": "assistant", "content": "INVENTED"}, {"role": "user", "content": "two"}]
-    await collect_sse(client, "POST", "/api/chat", json={"messages": resend, "chatId": chat_id, "model": model})
+    await collect_sse(client, "POST", "/api/chat", json={"messages": resend, "chatId": chat_id, **off})
     await collect_sse(client, "POST", "/api/chat", json={"messages": [{"role": "user", "content": "three"}],
-                                                         "chatId": chat_id, "model": model})
+                                                         "chatId": chat_id, **off})
     chat = (await client.get(f"/api/chat/{chat_id}")).json()
     assert [(m["role"], m["content"]) for m in chat["messages"]] == [
         ("system", "Be brief."), ("user", "one"), ("assistant", "Noted, thanks."),
@@ -314,7 +316,8 @@ async def test_context_length_exceeded_uses_the_model_tokenizer(client, server):
     provider = server.container.registry.get(EMBEDDED_MODEL_ID).provider
     expected = server.call(provider.count_tokens([Message("user", text)], EMBEDDED_MODEL_ID))
     chat_id = f"chat_{uuid.uuid4().hex[:12]}"
-    r = await client.post("/api/chat", json={"messages": [{"role": "user", "content": text}], "chatId": chat_id})
+    r = await client.post("/api/chat", json={"messages": [{"role": "user", "content": text}], "chatId": chat_id,
+                                             "enableDSL": False})
     assert r.status_code == 400
     error = r.json()["error"]
     assert error["code"] == "CONTEXT_LENGTH_EXCEEDED"

@@ -24,7 +24,8 @@ def model(server) -> str:
 
 async def test_messages_go_to_the_builder(client, model):
     r, events = await collect_sse(client, "POST", "/api/chat",
-                                  json={"messages": [{"role": "user", "content": "hi"}], "model": model})
+                                  json={"messages": [{"role": "user", "content": "hi"}], "model": model,
+                                        "enableDSL": False})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     assert [e.json() for e in events] == [
         {"type": "chat", "content": r.headers["x-chat-id"]}, {"type": "text", "content": "Dispatched."},

@@ -94,7 +94,7 @@ async def test_seed_makes_sampling_repeatable(client):
 
 
 async def test_json_object_mode_returns_json(client):
-    r = await client.post("/v1/chat/completions", json={
+    r = await client.post("/v1/chat/completions", timeout=180, json={
         "model": MODEL, "max_tokens": 300, "temperature": 0, "seed": 3,
         "messages": [{"role": "user", "content": "Give me a JSON object describing a cat."}],
         "response_format": {"type": "json_object"}})
@@ -118,7 +118,7 @@ PERSON = {
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 async def test_json_schema_output_always_validates(client, seed):
-    r = await client.post("/v1/chat/completions", json={
+    r = await client.post("/v1/chat/completions", timeout=180, json={
         "model": MODEL, "max_tokens": 300, "temperature": 1.0, "seed": seed,
         "messages": [{"role": "user", "content": "Invent a person."}],
         "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": PERSON}}})

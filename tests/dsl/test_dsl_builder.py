@@ -133,6 +133,44 @@ async def test_clarifying_turns_ask_the_questions(client, server):
     assert all(m["role"] != "system" for m in stored["messages"])  # the hint is never stored
 
 
+class StrongModel(ScriptedProvider):
+    """An upstream-like model: replies with text, and with a JSON proposal when a schema is asked for."""
+
+    name = "upstream"
+    supports_json_schema = True
+
+    def __init__(self, proposal: dict) -> None:
+        super().__init__("Here is a model.")
+        self.proposal = json.dumps(proposal)
+
+    def pieces(self) -> list[str]:
+        request = self.requests[-1] if self.requests else None
+        if request is not None and request.params.response_format is not None:
+            return [self.proposal]
+        return super().pieces()
+
+
+async def test_a_strong_model_leads_through_the_builder(client, server):
+    proposal = {"entities": [
+        {"name": "Post", "fields": [{"name": "title", "type": "string", "required": True, "unique": False, "values": []}]},
+        {"name": "Author", "fields": [{"name": "email", "type": "string", "required": True, "unique": True, "values": []}]},
+        {"name": "Comment", "fields": [{"name": "body", "type": "text", "required": True, "unique": False, "values": []}]},
+    ], "relationships": [{"from": "Post", "to": "Author", "type": "many-to-one", "name": ""},
+                         {"from": "Comment", "to": "Post", "type": "many-to-one", "name": ""}]}
+    model = f"upstream-{uuid.uuid4().hex[:8]}"
+    provider = StrongModel(proposal)
+    register_scripted(server, model, provider)
+    chat_id, events = await turn(client, "Create a blog system", model=model)
+    dsl, phase = dsl_and_phase(events)
+    assert phase == "proposing" and set(dsl["entities"]) == {"Post", "Author", "Comment"}
+    assert dsl["entities"]["Author"]["fields"]["email"]["unique"] is True
+    assert links(dsl) == {("Post", "many-to-one", "Author"), ("Comment", "many-to-one", "Post")}
+    asked = [r for r in provider.requests if r.params.response_format is not None]
+    assert len(asked) == 1 and asked[0].params.temperature == 0.0
+    text = "".join(e["content"] for e in events if e["type"] == "text")
+    assert text == "Here is a model."  # the proposal never reaches the chat
+
+
 async def test_without_enable_dsl_nothing_is_extracted(client, server):
     model, provider = scripted(server)
     chat_id, events = await turn(client, "I need a blog with posts and comments", model=model, enableDSL=False)

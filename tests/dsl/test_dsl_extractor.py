@@ -15,6 +15,7 @@ from hubbub.core.types import Message, ModelInfo, Usage, UsageRecord
 from hubbub.dsl.analysis import analyze
 from hubbub.dsl.extractor import DslExtractor, _adopt_grounded, new_user_messages
 from hubbub.dsl.normalize import normalize
+from hubbub.dsl.phase import readiness
 from hubbub.dsl.schema import Dsl, Field
 from hubbub.dsl.validate import problems
 from hubbub.providers.registry import CatalogEntry
@@ -99,6 +100,15 @@ async def test_a_strong_model_keeps_what_the_user_did_not_remove():
     dropped = await extractor.extract(previous, "proposing", chat("Each post has a title.", "Drop comments."),
                                       entry(JsonModel(lazy)))
     assert "Comment" not in dropped.dsl.entities and dropped.dsl.phase == "refining"
+
+
+async def test_an_acceptance_keeps_the_model_as_shown():
+    previous = normalize(analyze(None, ["Each post has a title. Each comment belongs to a post."]).dsl)
+    eager = JsonModel(BLOG_PROPOSAL)  # a model that would rather propose something bigger
+    result = await DslExtractor(None).extract(previous, "proposing", chat("Posts and comments.", "Looks good!"),  # type: ignore[arg-type]
+                                              entry(eager))
+    assert result.dsl.phase == "ready" and result.dsl.model_dict() == previous.model_dict()
+    assert result.dsl.readiness == readiness(previous, True) == 95  # Comment has no label field: 5 points short
 
 
 async def test_an_invalid_proposal_is_repaired_before_it_is_used():

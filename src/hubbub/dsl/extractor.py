@@ -13,7 +13,8 @@ conversation and the previous DSL go in and the updated DSL comes out:
    what the analysis found in the user's words but did not dare to use alone
    (an entity candidate, a field word), and is otherwise evidence for confidence;
 4. **normalise, validate** — an invalid result is repaired (normalisation), else
-   replaced by the analysis alone, else by the previous DSL: never stored or sent;
+   replaced by the analysis alone, else by the previous DSL: never stored or sent.
+   A turn that only accepts the model ("looks good") keeps it exactly as shown;
 5. **phase, readiness, confidence** (``phase.py``); store on the chat; emit
    ``DslUpdate`` then ``PhaseChange``.
 
@@ -165,7 +166,9 @@ class DslExtractor:
             await self._record(entry, answer.usage, conversation)
             if answer.dsl is not None and answer.dsl.entities:
                 proposal = normalize(answer.dsl)
-        if proposal is not None and strong:
+        if previous is not None and analysis.accepted and base.model_dict() == previous.model_dict():
+            candidate = previous  # "looks good": an acceptance that edits nothing keeps the model as shown
+        elif proposal is not None and strong:
             survivors = _intersect(base, previous) if previous is not None else Dsl()
             candidate = normalize(mg.union(proposal, survivors))
         elif proposal is not None:

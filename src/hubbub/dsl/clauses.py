@@ -1,0 +1,471 @@
+"""Reading a sentence: app intros, predicates (has, belongs to, verbs, passives), field lists, prepositions.
+
+``Clauses`` is a mixin of the analysis' reader (``analysis.py``): it walks a
+sentence's chunks (``chunk.py``) left to right, finds each predicate's subject
+(also when it is left out: "…, can like posts and follow other users") and
+applies what the predicate says through the reader's bookkeeping.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hubbub.dsl import domain as dm
+from hubbub.dsl import lexicon as lx
+from hubbub.dsl import merge as mg
+from hubbub.dsl.chunk import Chunk
+from hubbub.dsl.reader import (
+    FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
+    verb_role, values_from, accepts,
+)
+from hubbub.dsl.text import camel, pascal, singular, words
+
+
+class Clauses(ReaderBase):
+    """Sentence patterns; per-sentence state: ``consumed`` chunks, the running ``subject``."""
+
+    # -- a sentence ---------------------------------------------------------------
+
+    def _sentence(self, cs: list[Chunk], first: bool) -> None:
+        while cs:
+            done = self._edit(cs)
+            if not done:
+                break
+            cs = cs[done:]  # "add a due date to tasks and drop lists": the next clause may be an edit too
+            while cs and cs[0].kind in ("CONJ", "PUNCT", "ADV"):
+                cs = cs[1:]
+            first = False
+        if not cs:
+            return
+        self.consumed = set()
+        self.subject = []
+        self.last_object = []
+        self.aliases = {}
+        self._appositive(cs)
+        for c in cs:  # "each warehouse", "every thread": instances of an entity
+            if c.kind == "NP" and {"each", "every"} & set(c.det):
+                name = self._name(c)
+                if name:
+                    self._entity(name)
+        if accepts(" ".join(c.text for c in cs)) and len(cs) <= 8:
+            return  # "looks good, let's build it" changes nothing
+        start = self._intro(cs, first)
+        if start == 0:
+            start = self._listing(cs)
+        i = start
+        while i < len(cs):
+            c = cs[i]
+            if c.kind in ("HAVE", "VERB", "AUX") and i not in self.consumed:
+                i = self._predicate(cs, i)
+                continue
+            if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
+                owner = self._known(c)  # "tasks with a title and a due date"
+                if owner:
+                    self._entity(owner)
+                    _, i = self._items(cs, i + 2, [owner], False)
+                    continue
+            i += 1
+        self._prepositions(cs)
+
+    def _listing(self, cs: list[Chunk]) -> int:
+        """A bare list of plural nouns ("Books and readers.") or one after a colon: entities."""
+        for k, c in enumerate(cs):
+            if c.text == ":" or k == 0:
+                j = k + 1 if c.text == ":" else 0
+                nps, end = self._np_list(cs, j)
+                plural = [np for np in nps if np.plural]
+                if len(plural) >= (1 if c.text == ":" else 2) and end == len(cs):
+                    for np in plural:
+                        name = self._name(np)
+                        if name:
+                            self._entity(name)
+                    self.consumed |= set(range(j, end))
+                    return end
+        return 0
+
+    def _intro(self, cs: list[Chunk], first: bool) -> int:
+        """'I need a blog with posts, authors and comments' / 'A CRM to track companies and deals'."""
+        i = 0
+        while i < len(cs) and cs[i].kind in ("PRON", "MODAL", "ADV", "AUX", "DET", "NEG"):
+            i += 1
+        pron = i > 0 and cs[0].kind == "PRON"
+        if i < len(cs) and cs[i].kind == "VERB" and (cs[i].base in INTRO_VERBS or pron and first):
+            i += 1
+            while i < len(cs) and cs[i].kind in ("PREP", "PRON", "VERB") and cs[i].text in ("to", "me", "us", "build", "create", "make", "have"):
+                i += 1
+        elif not first and not (i < len(cs) and cs[i].kind == "NP" and i + 1 < len(cs) and cs[i + 1].text == ":"):
+            return 0
+        if i >= len(cs) or cs[i].kind != "NP":
+            return 0
+        app = cs[i]
+        titled = i + 1 < len(cs) and cs[i + 1].text == ":"
+        if app.plural and not titled:
+            return 0
+        if not titled and not ({"a", "an"} & set(app.det)) and app.head not in dm.APP_WORDS \
+                and app.head not in dm.PROCESS_WORDS:
+            return 0
+        for w in app.words[:-1] if (app.head in dm.APP_WORDS or singular(app.head) in dm.PROCESS_WORDS) else []:
+            w1 = singular(w)
+            if w1 not in dm.PROCESS_WORDS and w1 not in dm.INSTITUTIONS and w1 not in dm.MASS_NOUNS \
+                    and w1 not in dm.NON_ENTITIES and w1 not in dm.APP_WORDS:
+                self.weak.append(pascal(w1))
+        j = i + 1
+        if j < len(cs) and cs[j].text in ("with", "for", ":", "like", "of", "that", "where"):
+            if cs[j].text in ("that", "where"):
+                return j + 1
+            j += 1
+            if j < len(cs) and cs[j].kind == "VERB":
+                j += 1
+            nps, end = self._np_list(cs, j)
+            if nps and not (end < len(cs) and cs[end].kind in ("HAVE", "VERB", "MODAL", "AUX")):
+                for np in nps:  # singular ones ("for a logistics company") name the app's owner, not data
+                    name = self._name(np)
+                    if name and np.plural:
+                        self._entity(name)
+                self.consumed |= set(range(i, end))
+                return end
+        elif j < len(cs) and cs[j].text == "to" and j + 1 < len(cs) and cs[j + 1].kind == "VERB":
+            nps, end = self._np_list(cs, j + 2)
+            for np in nps:
+                name = self._name(np)
+                if name and np.plural:
+                    self._entity(name)
+            return end
+        return j
+
+    def _np_list(self, cs: list[Chunk], i: int) -> tuple[list[Chunk], int]:
+        """``NP (, NP)* (and|or) NP`` from ``i``; stops before an NP that starts a new clause."""
+        out: list[Chunk] = []
+        while i < len(cs):
+            while i < len(cs) and cs[i].kind in ("ADV", "DET", "ADJ"):
+                i += 1
+            if i >= len(cs) or cs[i].kind != "NP":
+                break
+            if out and self._starts_clause(cs, i):
+                break
+            out.append(cs[i])
+            i += 1
+            if i < len(cs) and cs[i].text == "(":
+                while i < len(cs) and cs[i].text != ")":
+                    i += 1
+                i += 1
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in ("number", "count", "list", "set", "history", "log", "series", "collection", "record"):
+                out[-1] = cs[i + 1]
+                i += 2
+            if i < len(cs) and cs[i].text in (",", "and", "or", "/"):
+                j = i
+                while j < len(cs) and cs[j].text in (",", "and", "or", "/"):
+                    j += 1
+                if j < len(cs) and cs[j].kind in ("NP", "ADV", "DET") and not self._starts_clause(cs, j):
+                    i = j
+                    continue
+            break
+        return out, i
+
+    @staticmethod
+    def _starts_clause(cs: list[Chunk], i: int) -> bool:
+        j = i + 1
+        while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j + 1].kind == "NP":  # "every check-in of a member is"
+            j += 2
+        while j < len(cs) and cs[j].kind in ("MODAL", "ADV", "NEG"):
+            j += 1
+        return j < len(cs) and cs[j].kind in ("HAVE", "VERB", "AUX") and cs[i].kind == "NP"
+
+    def _subject(self, cs: list[Chunk], k: int) -> tuple[list[str], bool, bool]:
+        """Who does the verb at ``k``: (entities, negated, explicit)."""
+        j = k - 1
+        negated = False
+        while j >= 0 and cs[j].kind in ("MODAL", "ADV", "NEG", "AUX"):
+            negated = negated or cs[j].kind == "NEG"
+            j -= 1
+        if j >= 0 and cs[j].kind == "NP" and j not in self.consumed:
+            nps = [cs[j]]
+            m = j - 1
+            while m >= 1 and cs[m].text in ("and", ",", "or") and cs[m - 1].kind == "NP" and m - 1 not in self.consumed:
+                nps.insert(0, cs[m - 1])
+                m -= 2
+            if m >= 1 and cs[m].kind == "PREP" and cs[m - 1].kind == "NP" and m - 1 not in self.consumed and len(nps) == 1:
+                nps = [cs[m - 1]]  # "every check-in of a member is stored": the subject is the check-in
+            names = [n for n in (self._name(np) for np in nps) if n]
+            for idx in range(m, j + 1):
+                self.consumed.add(idx)
+            return names, negated, True
+        if j >= 0 and cs[j].kind == "PRON":
+            return [], negated, True
+        if j >= 0 and cs[j].kind == "REL":  # "enrollments, which store a grade"
+            m = j - 1
+            while m >= 0 and cs[m].text == ",":
+                m -= 1
+            if m >= 0 and cs[m].kind == "NP":
+                name = self._name(cs[m])
+                return ([name] if name else []), negated, True
+        return list(self.subject), negated, False
+
+    # -- predicates --------------------------------------------------------------
+
+    def _predicate(self, cs: list[Chunk], k: int) -> int:
+        v = cs[k]
+        if v.kind == "VERB" and v.text.endswith("ing") and k > 0 and cs[k - 1].kind == "NP":
+            name = self._name(cs[k - 1])  # "orders containing several dishes": the orders contain them
+            subject, negated = ([name] if name else []), False
+        else:
+            subject, negated, _ = self._subject(cs, k)
+        for name in subject:
+            if name in self.vocab:
+                self._entity(name)
+        if subject:
+            self.subject = subject
+        n = k + 1
+        while n < len(cs) and cs[n].kind in ("ADV", "NEG"):
+            negated = negated or cs[n].kind == "NEG"
+            n += 1
+        if v.kind == "AUX":
+            if n < len(cs) and cs[n].kind == "VERB":  # passive: "is written by", "are assigned to"
+                return self._passive(cs, n, subject)
+            if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside"):
+                nps, end = self._np_list(cs, n + 1)
+                self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
+                self.consumed |= set(range(n, end))
+                return self._with(cs, end, subject)
+            return n
+        base = v.base or v.text
+        if v.kind == "HAVE" or (base in HAVE_VERBS and subject):
+            nps, end = self._items(cs, n, subject, negated)
+            if nps and end < len(cs) and cs[end].text == "with" and self._known(nps[-1]) is None \
+                    and not nps[-1].plural and nps[-1].head not in dm.ROLES:
+                owned = self._name(nps[-1])  # "users have a profile with a bio": a profile has fields, so it is an entity
+                if owned:
+                    for owner in subject:
+                        mg.drop_field(self.dsl, owner, camel(" ".join(nps[-1].words)))
+                        kind = "one-to-one" if nps[-1].head in dm.ONE_TO_ONE else "many-to-one"
+                        self._link(owned, owner, kind)
+                    return self._with(cs, end, [owned])
+            linked = [x for x in (self._known(np) for np in nps) if x and x not in subject]
+            end = self._who(cs, end, subject)
+            return self._with(cs, end, linked[-1:] or subject)
+        if base in LOCATE_VERBS:
+            if n < len(cs) and cs[n].kind == "PREP":
+                n += 1
+            nps, end = self._np_list(cs, n)
+            self._links_to(subject, nps, negated, self._spans(cs, n, end))
+            self.consumed |= set(range(n - 1, end))
+            return self._with(cs, end, subject)
+        if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
+            n += 1
+        nps, end = self._np_list(cs, n)
+        self._verb(base, subject, nps, negated)
+        if nps:
+            self.consumed |= set(range(n, end))
+            self.last_object = [x for x in (self._name(np) for np in nps) if x]
+        end = self._with(cs, end, (self.last_object if nps else subject))
+        return end
+
+    def _who(self, cs: list[Chunk], i: int, owners: list[str]) -> int:
+        """"... and who edited it": a person link named for the doer (``editor``)."""
+        j = i + (1 if i < len(cs) and cs[i].text in ("and", ",") else 0)
+        if j + 1 < len(cs) and cs[j].text == "who" and cs[j + 1].kind == "VERB" and owners:
+            base = cs[j + 1].base or cs[j + 1].text
+            role = dm.VERB_ROLES.get(base) or (base + "r" if base.endswith("e") else base + "er")
+            person = self._person(Chunk("NP", role, [role]), role)
+            for owner in owners:
+                if person:
+                    self._link(owner, person, "many-to-one", role if pascal(role) != person else None)
+            return j + 2 + (1 if j + 2 < len(cs) and cs[j + 2].kind == "PRON" else 0)
+        return i
+
+    def _with(self, cs: list[Chunk], i: int, owners: list[str]) -> int:
+        """Trailing "... with a rating and a comment": fields of what the clause is about."""
+        j = i
+        while j < len(cs) and (cs[j].kind == "PREP" and cs[j].text != "with" or cs[j].text == ","):
+            j += 1
+            while j < len(cs) and cs[j].kind in ("NP", "NUM", "DET", "ADJ"):
+                j += 1
+        if j < len(cs) and cs[j].text == "with" and owners:
+            _, end = self._items(cs, j + 1, owners, False)
+            return end
+        return i
+
+    def _passive(self, cs: list[Chunk], n: int, subject: list[str]) -> int:
+        base = cs[n].base or singular(cs[n].text.removesuffix("ed").removesuffix("d"))
+        m = n + 1
+        end = m
+        while m < len(cs) and cs[m].kind == "PREP":  # "is driven by one driver in one vehicle"
+            prep = cs[m].text
+            nps, end = self._np_list(cs, m + 1)
+            if prep == "with" or not nps:
+                if prep == "with":
+                    _, end = self._items(cs, m + 1, subject, False)
+                return end
+            role = dm.VERB_ROLES.get(base) if prep == "by" or base == "assign" else None
+            divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken", "grouped", "organized")
+            for name in subject:
+                for np in nps:
+                    target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
+                    if not target or prep not in PASSIVE_PREPS:
+                        continue
+                    if divide and prep == "into":  # the parts belong to the whole
+                        self._link(target, name, "many-to-one")
+                        continue
+                    many = np.explicit_many
+                    self._link(name, target, "many-to-many" if many else "many-to-one",
+                               verb_role(role, target) or modifier_name(np, target))
+            self.consumed |= set(range(m, end))
+            m = end
+        if end == n + 1 and base in ("tag", "label", "categorize"):  # "notes can be tagged"
+            for name in subject:
+                self._link(name, pascal("tag" if base == "tag" else base), "many-to-many", how="stated")
+        return self._with(cs, end, subject)
+
+    def _links_to(self, subject: list[str], nps: list[Chunk], negated: bool,
+                  spans: list[tuple[list[str], set[str], set[str]]]) -> None:
+        for name in subject:
+            for np, (_, flags, adv) in zip(nps, spans):
+                target = self._target(np)
+                if not target or negated:
+                    continue
+                optional = "optional" in flags | adv
+                self._link(name, target, "many-to-many" if np.explicit_many else "many-to-one",
+                           modifier_name(np, target), required=not optional)
+
+    def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool) -> None:
+        objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]
+        for name, np in objects:
+            if np.plural or np.explicit_many or name in self.vocab or name in self.dsl.entities:
+                self._entity(name)  # "we sell candles" names data; "say hello" does not
+        if negated or not subject:
+            return
+        assoc = None
+        known = set(self.dsl.entities) | self.vocab
+        for cand in dm.TRANSACTIONS.get(base, ()):
+            if pascal(cand) in known:
+                assoc = pascal(cand)
+        stem = base[:-1] if base.endswith("e") else base
+        nouns = {base, base + "ing", base + "ment", base + "al", stem + "ation", stem + "ion", base + "ation"}
+        for name in known:  # "employees request leave" + LeaveRequest; "customers rent cars" + Rental
+            if assoc is None and words(name)[-1] in nouns and base not in dm.CREATE_VERBS | {"have"}:
+                assoc = name
+        for obj, np in objects:
+            for s in subject:
+                if obj == assoc:  # "customers make bookings": the booking is the object itself
+                    self._link(obj, s, "many-to-one")
+                elif assoc:
+                    self._link(assoc, s, "many-to-one")
+                    self._link(assoc, obj, "many-to-one")
+                elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
+                    self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
+                elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS:
+                    self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
+                elif base not in dm.NEUTRAL_VERBS and base not in lx.VERBS and s.lower() in dm.PERSONS \
+                        and obj.lower() not in dm.PERSONS:
+                    self._link(obj, s, "many-to-one")  # an unknown verb from a person: "creators launch campaigns"
+                elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
+                    self._link(obj, s, "many-to-one")  # "owners register their pets"
+
+    # -- field lists ---------------------------------------------------------------
+
+    def _items(self, cs: list[Chunk], i: int, owners: list[str], negated: bool) -> tuple[list[Chunk], int]:
+        """A has-list: fields, or links when an item names an entity or a person role."""
+        nps, end = self._np_list(cs, i)
+        spans = self._spans(cs, i, end)
+        for np, (values, flags, adv) in zip(nps, spans):
+            if negated:
+                for owner in owners:
+                    self._drop_item(owner, np)
+                continue
+            for owner in owners:
+                self._item(owner, np, values, flags | adv)
+        self.consumed |= set(range(i, end))
+        return nps, end
+
+    def _spans(self, cs: list[Chunk], i: int, end: int) -> list[tuple[list[str], set[str], set[str]]]:
+        """For each NP in ``cs[i:end]``: values in the parentheses after it, flags, adverbs before it."""
+        out: list[tuple[list[str], set[str], set[str]]] = []
+        adv: set[str] = set()
+        k = i
+        while k < end:
+            c = cs[k]
+            if c.kind == "ADV":
+                adv.add("optional" if c.text in ("optionally", "optional") else c.text)
+            elif c.kind == "NP":
+                values: list[str] = []
+                flags = {m for m in c.mods if m in FLAGS}
+                if k + 1 < len(cs) and cs[k + 1].text == "(":
+                    inner = []
+                    m = k + 2
+                    while m < len(cs) and cs[m].text != ")":
+                        inner.append(cs[m])
+                        m += 1
+                    flags |= {w.text for w in inner if w.text in FLAGS}
+                    values = values_from([w for w in inner if w.text not in FLAGS])
+                if k + 2 < len(cs) and cs[k + 1].text == "per" and cs[k + 2].kind == "NP" and self._known(cs[k + 2]):
+                    flags = flags | {"per"}  # "one answer per question": one of them for each question, an entity
+                out.append((values, flags, adv))
+                adv = set()
+            k += 1
+        return out
+
+    def _item(self, owner: str, np: Chunk, values: list[str], flags: set[str]) -> None:
+        head = np.head
+        target = self._known(np)
+        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities
+        if role_word or target is None and head in dm.PERSONS and not np.mods:
+            person = self._person(np)
+            if person and person != owner:
+                name = head if head in dm.ROLES and pascal(head) != person else None
+                many = np.many
+                self._link(owner, person, "many-to-many" if many else "many-to-one",
+                           (np.words[-1] if many and name else name), required="optional" not in flags)
+            return
+        if target is None and (np.plural and np.words[-1] not in dm.PLURAL_FIELDS or "per" in flags):
+            target = self._name(np)
+        if target and target != owner:
+            pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
+            kb = dm.KB.get(" ".join(words(target)))
+            child = kb is not None and any(" ".join(words(owner)) in slot for slot in kb.parents)
+            if np.many or np.plural:
+                shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
+                             and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
+                if head in dm.LABELS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
+                    self._link(owner, target, "many-to-many")
+                else:
+                    self._link(target, owner, "many-to-one")
+            elif child:  # "each lesson has a quiz": the quiz belongs to the lesson
+                self._link(target, owner, "many-to-one")
+            else:  # "each post has an author"; "only one customer" replaces what was said before
+                self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
+            return
+        phrase = " ".join([m for m in np.mods if m not in FLAGS] + np.words)
+        phrase = re.sub(r"\bflag$", "", phrase).strip() or phrase
+        self._add_field(owner, phrase, values, flags)
+
+    def _drop_item(self, owner: str, np: Chunk) -> None:
+        target = self._known(np)
+        if target and target != owner:
+            mg.drop_relationships(self.dsl, owner, target)
+            return
+        if np.head in dm.ROLES:
+            for r in [r for r in self.dsl.relationships if r.source == owner and (r.name or "").startswith(np.head)]:
+                mg.drop_relationships(self.dsl, r.source, r.target)
+            return
+        name = camel(" ".join([m for m in np.mods if m not in FLAGS] + np.words))
+        for candidate in (name, camel(singular(name))):
+            mg.drop_field(self.dsl, owner, candidate)
+
+    # -- X of/for/per/in Y ---------------------------------------------------------
+
+    def _prepositions(self, cs: list[Chunk]) -> None:
+        for k in range(1, len(cs) - 1):
+            if cs[k].kind != "PREP" or cs[k].text not in LINK_PREPS or k in self.consumed and cs[k].text == "to":
+                continue
+            left, right = cs[k - 1], cs[k + 1]
+            if left.kind != "NP" or right.kind != "NP":
+                continue
+            a, b = self._known(left), self._known(right)
+            if a and b and a != b and a in self.dsl.entities and not mg.linked(self.dsl, a, b) \
+                    and left.head not in ("number", "list", "count"):
+                kb = dm.KB.get(" ".join(words(b)))
+                if kb and any(" ".join(words(a)) in slot for slot in kb.parents):
+                    self._link(b, a, "many-to-one")  # "pets in appointments": the appointment has the pet
+                else:
+                    self._link(a, b, "many-to-one")
+

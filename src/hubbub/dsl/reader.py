@@ -1,0 +1,311 @@
+"""The analysis' reading state: what has been found so far, entity names, and the defaults.
+
+``ReaderBase`` keeps the DSL being edited and the provenance of every element,
+turns noun phrases into entity names, and after each message fills in what the
+user did not say (``domain.KB``). The patterns that read a sentence are in
+``clauses.py``; the edits in ``edits.py``; ``analysis.py`` puts them together.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hubbub.dsl import domain as dm
+from hubbub.dsl import merge as mg
+from hubbub.dsl.chunk import Chunk, chunk
+from hubbub.dsl.schema import Dsl, Field
+from hubbub.dsl.text import camel, enum_value, pascal, sentences, singular, words
+
+MAX_CHARS = 20_000  # per message: descriptions are short; a pasted document is not a description
+INTRO_VERBS = {"need", "want", "build", "create", "make", "develop", "design", "start", "like", "help"}
+EDIT_ADD = {"add", "include", "put", "give", "attach"}
+EDIT_DROP = {"drop", "remove", "delete", "forget", "skip", "lose"}
+HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", "come"}
+LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference", "link", "point", "report", "stay", "go"}
+LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
+FLAGS = {"unique", "optional", "required", "mandatory"}
+PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within"}
+
+_ACCEPT = re.compile(
+    r"\b(looks? (good|great|fine|perfect|right|correct|ok(ay)?)|that'?s (it|all|everything|perfect|great|good|fine|right)"
+    r"|let'?s (build|go|do (it|this)|ship|start building)|build it|ship it|go ahead|sounds (good|great|perfect|right)"
+    r"|(^|\W)perfect\b|lgtm|(i'?m|i am|we'?re|we are) (happy|done|good) with|good to go|all good|that works|works for me"
+    r"|approved?\b|i approve|^(yes|yep|yeah|ok(ay)?|sure)[.!, ]*$|exactly what i (want|need)|no (more )?changes)",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"\b(not|n't|never|almost|isn't|doesn't|don't|no,)\s+(\w+\s+){0,2}?"
+                      r"(look|sound|quite|perfect|good|right|build|ship|it|done|happy)", re.IGNORECASE)
+
+
+def accepts(text: str) -> bool:
+    """Does the user accept the proposed model ("looks good", "let's build it")?"""
+    t = text.strip()
+    return bool(_ACCEPT.search(t)) and not _NEGATED.search(t) and not re.match(r"\s*(no|nope|wait)\b", t, re.I)
+
+
+class ReaderBase:
+    """The DSL being edited, the provenance of its elements, and what the user's words suggest."""
+
+    def __init__(self, dsl: Dsl) -> None:
+        self.dsl = dsl
+        self.prov: dict[mg.Key, str] = {}
+        self.nouns: set[str] = set()
+        self.words: set[str] = set()
+        self.candidates: set[str] = set()
+        self.dropped: set[str] = set()
+        # Per message: entities it created, the names it uses, app-modifier entities held back.
+        self.created: set[str] = set()
+        self.vocab: set[str] = set()
+        self.weak: list[str] = []
+        # Per sentence: chunks already read, the running subject, the last objects, role aliases.
+        self.consumed: set[int] = set()
+        self.subject: list[str] = []
+        self.last_object: list[str] = []
+        self.aliases: dict[str, str] = {}
+
+    # -- bookkeeping -------------------------------------------------------------
+
+    def _mark(self, key: mg.Key, how: str = "stated") -> None:
+        if how == "stated" or key not in self.prov:
+            self.prov[key] = how
+
+    def _entity(self, name: str, how: str = "stated") -> str:
+        if mg.ensure_entity(self.dsl, name):
+            self.created.add(name)
+            self._promote(name)
+        self._mark(("entity", name), how)
+        return name
+
+    def _promote(self, name: str) -> None:
+        """A plain field named like a new entity becomes a link to it ("a category" before "categories")."""
+        fname = camel(" ".join(words(name)))
+        for owner, fields in list(self.dsl.entities.items()):
+            spec = fields.get(fname)
+            if owner != name and spec is not None and spec.type in ("string", "enum"):
+                del fields[fname]
+                self._link(owner, name, "many-to-one", required=spec.required)
+
+    def _field(self, entity: str, name: str, spec: Field, how: str = "stated", override: bool = False) -> None:
+        self._entity(entity, how)
+        mg.set_field(self.dsl, entity, name, spec, override=override)
+        self._mark(("field", entity, name), how)
+
+    def _link(self, source: str, target: str, type_: str, name: str | None = None, how: str = "stated",
+              required: bool = True, replace: bool = False) -> None:
+        self._entity(source, how)
+        self._entity(target, how)
+        if replace:
+            mg.drop_relationships(self.dsl, source, target, name)
+        if mg.add_relationship(self.dsl, source, target, type_, name):
+            rel = self.dsl.relationships[-1]
+            self._mark(mg.rel_key(rel), how)
+            if rel.type in ("many-to-one", "one-to-one"):
+                spec = Field("uuid", required=required, unique=rel.type == "one-to-one")
+                mg.set_field(self.dsl, rel.source, mg.fk_name(rel), spec, override=not required)
+
+    # -- a message -----------------------------------------------------------------
+
+    def message(self, text: str) -> None:
+        self.created = set()
+        sents = [chunk(s) for s in sentences(text)][:300]
+        for cs in sents:
+            for c in cs:
+                self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
+                if c.kind == "NP":
+                    self.nouns |= {singular(w) for w in c.words}
+        self.vocab = self._vocabulary(sents)
+        self.candidates |= self.vocab
+        self.weak = []
+        for index, cs in enumerate(sents):
+            self._sentence(cs, first=index == 0)
+        if self.weak and not self.dsl.entities:
+            for name in self.weak:
+                self._entity(name)
+        self._defaults()
+
+    def _vocabulary(self, sents: list[list[Chunk]]) -> set[str]:
+        """Entity names this message is likely to use: plurals and ``each X`` that are not field words."""
+        vocab: set[str] = set()
+        for cs in sents:
+            for c in cs:
+                if c.kind != "NP":
+                    continue
+                if c.plural and c.words[-1] not in dm.PLURAL_FIELDS or {"each", "every"} & set(c.det):
+                    name = self._name(c)
+                    if name:
+                        vocab.add(name)
+            for k in range(len(cs) - 1):  # "a budget per category": one per instance of an entity
+                if cs[k].kind == "NP" and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
+                    name = self._name(cs[k])  # "a reservation stores the plate number"
+                    if name:
+                        vocab.add(name)
+                if cs[k].text == "per" and cs[k + 1].kind == "NP":
+                    name = self._name(cs[k + 1])
+                    if name:
+                        vocab.add(name)
+        return vocab
+
+    def _target(self, np: Chunk) -> str | None:
+        """Like ``_name``, but "belongs to an app" names an entity even though "app" is an app word."""
+        name = self._name(np)
+        if name is None and np.head in dm.APP_WORDS and np.head not in ("system", "platform") and len(np.words) == 1:
+            return pascal(np.head)
+        return name
+
+    def _name(self, np: Chunk, *, loose: bool = True) -> str | None:
+        """The entity an NP names, or None when it cannot be one (``time``, ``app``, ``details``)."""
+        ws = [w for w in np.words if w not in ("s",)]
+        if not ws:
+            return None
+        head = singular(ws[-1])
+        if len(ws) >= 2:
+            pair = f"{singular(ws[-2])}_{head}"
+            modifier = singular(ws[-2])
+            if pair in dm.COMPOUNDS or (head in dm.GENERIC_HEADS and modifier.isalpha()
+                                        and modifier not in dm.APP_WORDS and modifier not in dm.MASS_NOUNS - {"time"}):
+                return pascal(f"{ws[-2]} {head}")
+        if "-" in head:
+            return pascal(head)
+        if head in ("people", "person", "everyone", "users") or head == "user":
+            return "User" if "Person" not in self.dsl.entities else "Person"
+        if head in dm.NON_ENTITIES or head in dm.APP_WORDS or head in dm.MASS_NOUNS or len(head) < 2:
+            return None
+        if not head.isalpha():
+            return None
+        name = pascal(head)
+        if name in self.dsl.entities:
+            return name
+        tails = [e for e in self.dsl.entities if words(e)[-1] == head and len(words(e)) > 1]
+        if len(tails) == 1:
+            return tails[0]
+        return name
+
+    def _known(self, np: Chunk) -> str | None:
+        """An entity name for an NP that names an entity already known or used by this message."""
+        name = self._name(np)
+        if name and (name in self.dsl.entities or name in self.vocab):
+            return name
+        return None
+
+    def _appositive(self, cs: list[Chunk]) -> None:
+        """"..., a manager, who is also an employee": the role is that entity (a self-link when it is the subject)."""
+        for k in range(len(cs) - 4):
+            if cs[k].kind == "NP" and cs[k + 1].text == "," and cs[k + 2].text in ("who", "which") \
+                    and cs[k + 3].kind == "AUX":
+                m = k + 4
+                while m < len(cs) and cs[m].kind == "ADV":
+                    m += 1
+                if m < len(cs) and cs[m].kind == "NP":
+                    alias = self._name(cs[m])
+                    if alias and alias in self.dsl.entities:
+                        self.aliases[cs[k].head] = alias
+
+    def _person(self, np: Chunk, role: str | None = None) -> str | None:
+        """The entity a person word refers to: itself when the user named it as an entity, else for a
+        role ("assignee", "owner") the app's person entity, created as ``User`` when there is none."""
+        if np.head in self.aliases:
+            return self.aliases[np.head]
+        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities
+        own = None if role_word else self._known(np)
+        if own:
+            return own
+        if np.head in dm.ROLES or role:
+            known = set(self.dsl.entities) | self.vocab
+            for cand in ("user", "member", "employee", "customer", "person"):
+                if pascal(cand) in known:
+                    return pascal(cand)
+            people = [e for e in self.dsl.entities if e.lower() in dm.PERSONS]
+            return people[0] if people else "User"
+        return self._name(np)
+
+    def _add_field(self, owner: str, phrase: str, values: list[str], flags: set[str], how: str = "stated") -> None:
+        words_ = phrase.split()
+        if len(words_) == 1 and words_[0] not in dm.PLURAL_FIELDS:
+            phrase = singular(phrase)
+        spec = dm.field_spec(phrase) or dm.FieldSpec("string")
+        name = camel(phrase)
+        if not name or name == "id":
+            return
+        field_type = spec.type
+        enum_values = values or None
+        if values:
+            field_type = "enum"
+        elif field_type == "enum":
+            enum_values = dm.enum_defaults(name, owner)
+            if not enum_values:
+                field_type = "string"
+        required = spec.required or dm.enum_required(name)
+        if "optional" in flags:
+            required = False
+        if flags & {"required", "mandatory"}:
+            required = True
+        existing = self.dsl.entities.get(owner, {}).get(name)
+        new = Field(field_type, required, spec.unique or "unique" in flags, values=enum_values if field_type == "enum" else None)
+        override = existing is not None and (bool(values) or bool(flags)) and existing != new
+        self._field(owner, name, new, how, override=override)
+
+    # -- what the user did not say -----------------------------------------------
+
+    def _defaults(self) -> None:
+        """Typical fields for new entities the user gave none, and their usual parents (``domain.KB``)."""
+        for name in list(self.created):
+            if name not in self.dsl.entities:
+                continue
+            kb = dm.KB.get(" ".join(words(name)))
+            if kb and not mg.attribute_fields(self.dsl, name):
+                for phrase in kb.fields:
+                    self._add_field(name, phrase, [], set(), how="inferred")
+        for name in list(self.dsl.entities):
+            kb = dm.KB.get(" ".join(words(name)))
+            if kb is None:
+                continue
+            for slot in kb.parents:
+                present = [pascal(c) for c in slot if pascal(c) in self.dsl.entities and pascal(c) != name]
+                if not present or any(mg.linked(self.dsl, name, p) for p in present):
+                    continue
+                parent = present[0]
+                person_slot = all(c in dm.PERSONS for c in slot)
+                if name not in self.created and not (person_slot and parent in self.created):
+                    continue
+                pair = tuple(sorted((" ".join(words(name)), " ".join(words(parent)))))
+                if pair in dm.MANY_TO_MANY:
+                    self._link(name, parent, "many-to-many", how="inferred")
+                else:
+                    role = kb.role if kb.role and parent.lower() != kb.role and slot is kb.parents[-1] \
+                        and parent.lower() in dm.PERSONS else None
+                    self._link(name, parent, "many-to-one", role, how="inferred")
+
+
+
+def modifier_name(np: Chunk, target: str) -> str | None:
+    """"a parent page", "a home team": the words before the entity name the link."""
+    extra = [w for w in [*np.mods, *np.words[:-1]] if w not in FLAGS and w not in words(target)]
+    return camel(" ".join(extra + [np.words[-1]])) if extra and np.words and pascal(np.words[-1]) == target else None
+
+
+def verb_role(role: str | None, target: str) -> str | None:
+    """A verb's role names the link only for a generic person target ("users write posts": author)."""
+    return role if role and target.lower() in dm.GENERIC_PERSONS else None
+
+
+def values_from(chunks: list[Chunk]) -> list[str]:
+    """Enum values from ``open, in progress or closed`` (any word class)."""
+    out: list[str] = []
+    current: list[str] = []
+    for c in chunks:
+        if c.text in (",", "or", "and", "/", ":", "(", ")", "one", "of", "either", "be", "is", "are"):
+            if current:
+                out.append(enum_value(" ".join(current)))
+                current = []
+            continue
+        if c.kind in ("MODAL",):
+            continue
+        current.extend(([*c.mods, *c.words] if c.kind == "NP" else [c.text]))
+    if current:
+        out.append(enum_value(" ".join(current)))
+    seen: list[str] = []
+    for v in out:
+        if v and v not in seen and len(v) <= 40:
+            seen.append(v)
+    return seen if len(seen) <= 20 else []
+
