@@ -30,6 +30,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if the benchmark dies, so no server outlives it (Linux only)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class HubbubServer:
     """``hubbub serve`` on 127.0.0.1 in a subprocess, ready when ``__enter__`` returns.
 
@@ -57,6 +67,7 @@ class HubbubServer:
             stderr=subprocess.STDOUT,
             env=env,
             cwd=self._tmp.name,  # no stray hubbub.toml from the repo is picked up
+            preexec_fn=_die_with_parent,
         )
         try:
             self._wait_ready()

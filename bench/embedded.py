@@ -36,6 +36,7 @@ import importlib.util
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -264,6 +265,8 @@ def measure(args: argparse.Namespace, raw: Raw, server: HubbubServer, client: ht
 
 def main() -> int:
     args = parse_args()
+    # SIGTERM unwinds like Ctrl-C, so the server is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     path = model_file()
     print(f"model {path.name}, n_ctx {N_CTX}, n_batch {N_BATCH}, n_threads {N_THREADS}, "
           f"max_tokens {args.max_tokens}, seed {args.seed}, raw={args.raw}")

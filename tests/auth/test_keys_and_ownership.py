@@ -182,3 +182,43 @@ async def test_channels_need_an_admin_key(secured):
         assert (await anon.get("/api/channels")).status_code == 401
         assert (await a.get("/api/channels")).status_code == 403
         assert (await root.get("/api/channels")).json() == {"channels": []}
+
+
+async def test_resume_websocket_and_documents_refuse_another_keys_objects(secured):
+    import json as _json
+
+    from websockets.asyncio.client import connect
+
+    admin, alice, bob = secured.keys
+    async with _client(secured, alice) as a, _client(secured, bob) as b:
+        r = await a.post("/api/chat", json={"messages": [{"role": "user", "content": "A shop app"}],
+                                            "enableDSL": False})
+        chat = r.headers["x-chat-id"]
+        await r.aread()
+        # resume
+        r = await b.get(f"/api/chat/{chat}/stream")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "CHAT_NOT_FOUND"
+        r = await b.get(f"/api/chat/{chat}/stream", headers={"Last-Event-ID": "1"})
+        assert r.status_code == 404
+        # WebSocket: bob naming alice's chat neither sees nor changes it
+        ws_url = secured.url.replace("http://", "ws://") + f"/api/chat/ws?api_key={bob}"
+        async with connect(ws_url) as ws:
+            await ws.send(_json.dumps({"type": "message", "content": "hijack", "chatId": chat, "enableDSL": False}))
+            frames = []
+            while True:
+                frame = _json.loads(await ws.recv())
+                frames.append(frame)
+                if frame["type"] in ("done", "error"):
+                    break
+        assert all("A shop app" not in _json.dumps(f) for f in frames)
+        assert len((await a.get(f"/api/chat/{chat}")).json()["messages"]) == 2
+        # documents
+        r = await a.post("/api/documents", json={"title": "Alice's notes", "content": "The vault code is 4242."})
+        assert r.status_code == 201
+        doc = r.json()["id"]
+        assert (await b.get(f"/api/documents/{doc}")).status_code == 404
+        assert (await b.delete(f"/api/documents/{doc}")).status_code == 404
+        assert doc not in [d["id"] for d in (await b.get("/api/documents")).json()["documents"]]
+        found = (await b.post("/api/documents/search", json={"query": "vault code"})).json()["results"]
+        assert all(hit["documentId"] != doc for hit in found)
+        assert (await a.get(f"/api/documents/{doc}")).status_code == 200
