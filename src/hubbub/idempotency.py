@@ -45,7 +45,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hubbub.dialects.sse import PING, with_pings
+from hubbub.dialects.sse import PING, last_event_id, with_pings
 from hubbub.errors import Conflict, FieldProblem, InvalidRequest, Unauthorized
 
 if TYPE_CHECKING:
@@ -131,8 +131,7 @@ async def respond(request: Request, call: Callable[[], Awaitable[Response]]) -> 
             return await _first(request, store, claim, call, ping)
         head = await store.head(claim)
         if head is not None:
-            last = request.headers.get("last-event-id", "").strip()
-            after = int(last) if last.isdigit() else None
+            after = last_event_id(request)
             return await _replay(store, claim, *head, ping, [(b"idempotent-replayed", b"true")], after)
         # The first failed and released the key: try to become the first ourselves.
 

@@ -12,11 +12,18 @@ import contextlib
 from typing import Any, AsyncIterator
 
 import orjson
+from starlette.requests import HTTPConnection
 from starlette.responses import StreamingResponse
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
+
+
+def last_event_id(request: HTTPConnection) -> int | None:
+    """The ``Last-Event-ID`` a reconnecting client sent, when it is one of our sequence numbers."""
+    value = request.headers.get("last-event-id", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def frame(data: Any, event_id: int | None = None) -> bytes:

@@ -13,7 +13,7 @@ from hubbub.dialects.builder import adapter
 from hubbub.dialects.builder.protocol import BuilderChatRequest
 from hubbub.dialects.deps import get_container, get_owner
 from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse
+from hubbub.dialects.sse import SSEResponse, last_event_id
 from hubbub.errors import NotFound
 
 router = dialect_router(adapter.render_error, prefix="/api/chat", tags=["builder"])
@@ -52,10 +52,8 @@ async def get_chat(chat_id: str, request: Request) -> JSONResponse:
 async def resume(chat_id: str, request: Request) -> Response:
     conv = await _chat(request, chat_id)
     container = get_container(request)
-    last = request.headers.get("last-event-id")
-    after = int(last) if last and last.strip().isdigit() else None
-    return SSEResponse(adapter.resume_stream(container, conv, after), container.settings.sse_ping_seconds,
-                       headers={"X-Chat-Id": conv.id})
+    return SSEResponse(adapter.resume_stream(container, conv, last_event_id(request)),
+                       container.settings.sse_ping_seconds, headers={"X-Chat-Id": conv.id})
 
 
 @router.get("/{chat_id}/dsl", summary="The chat's data model as json, jsonschema, sql (PostgreSQL DDL) or mermaid")

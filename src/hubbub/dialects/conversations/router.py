@@ -17,7 +17,7 @@ from hubbub.dialects.conversations import adapter
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
 from hubbub.dialects.deps import get_container, get_owner
 from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse
+from hubbub.dialects.sse import SSEResponse, last_event_id
 from hubbub.errors import NotFound
 
 router = dialect_router(adapter.render_error, tags=["conversations"], idempotent=True)
@@ -36,15 +36,13 @@ async def send_stream(body: ConversationChatRequest, request: Request) -> Respon
     """With ``Last-Event-ID`` and a ``conversationId`` this is a reconnect: no new message is
     sent; the conversation's latest answer continues after that event id."""
     container = get_container(request)
-    last = request.headers.get("last-event-id", "").strip()
-    if last.isdigit() and body.conversationId:
-        conv = await container.conversations.get(body.conversationId, get_owner(request), kind=adapter.KIND)
-        if conv is None:
-            raise NotFound("conversation", body.conversationId)
+    after = last_event_id(request)
+    if after is not None and body.conversationId:
+        conv = await _conversation(request, body.conversationId)
         key = await container.turns.latest_generation(conv.id)
         if key is not None:
             turn = Turn(conv.id, key)
-            return SSEResponse(adapter.sse_stream(container.turns, turn, int(last)),
+            return SSEResponse(adapter.sse_stream(container.turns, turn, after),
                                container.settings.sse_ping_seconds)
     turn = await adapter.start_turn(container, body, get_owner(request), request_id(request))
     return SSEResponse(adapter.sse_stream(container.turns, turn), container.settings.sse_ping_seconds)
