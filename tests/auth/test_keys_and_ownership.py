@@ -143,7 +143,7 @@ async def test_usage_report_is_per_key(secured):
                                                        "messages": [{"role": "user", "content": "Hi"}]})
         assert r.status_code == 200
         import asyncio
-        for _ in range(50):
+        for _ in range(200):  # usage is recorded just after the answer; allow for a busy machine
             mine = (await a.get("/api/usage")).json()
             if mine["totals"]["completionTokens"] >= 3:
                 break
