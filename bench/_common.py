@@ -47,7 +47,9 @@ class HubbubServer:
     server fails to come up, so a broken start is never silent.
     """
 
-    def __init__(self, env: dict[str, str] | None = None, ready_timeout: float = 120.0) -> None:
+    def __init__(self, env: dict[str, str] | None = None, ready_timeout: float = 120.0,
+                 config: str | None = None) -> None:
+        """``config``: the text of a ``hubbub.toml`` for the server (written in its working dir)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._extra_env = env or {}
@@ -55,18 +57,20 @@ class HubbubServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="hubbub-bench-")
         self.log_path = Path(self._tmp.name) / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        if config is not None:
+            (Path(self._tmp.name) / "hubbub.toml").write_text(config)
 
     def __enter__(self) -> "HubbubServer":
         data_dir = Path(self._tmp.name) / "data"
         env = {**os.environ, "HUBBUB_LOG_LEVEL": "warning", **self._extra_env}
-        env.pop("HUBBUB_CONFIG", None)  # the benchmark runs on defaults, not on a local config
+        env.pop("HUBBUB_CONFIG", None)  # defaults, or the ``config`` given: never a local config
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "hubbub"), "serve", "--port", str(self.port), "--data-dir", str(data_dir)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
-            cwd=self._tmp.name,  # no stray hubbub.toml from the repo is picked up
+            cwd=self._tmp.name,  # no stray hubbub.toml from the repo is picked up, only ``config``
             preexec_fn=_die_with_parent,
         )
         try:

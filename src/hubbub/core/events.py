@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Union
 
 from hubbub.core.types import FinishReason, Usage
@@ -11,6 +11,9 @@ from hubbub.core.types import FinishReason, Usage
 @dataclass(frozen=True)
 class TextDelta:
     text: str
+    # More text is already here and follows at once (it came in the same read from an upstream):
+    # a dialect may hold this one back and write them together. A hint only; False is always safe.
+    more: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from hubbub.core.types import (
 )
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
 from hubbub.metrics import Metrics
-from hubbub.limits import Limiter, MemoryLimits, current_key
+from hubbub.limits import KeyQuota, Limiter, MemoryLimits, current_key
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
 from hubbub.storage.repositories import BotRepository, UsageRepository
+from hubbub.storage.usage_writer import UsageWriter
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ class Generation:
     def text(self) -> str:
         return "".join(self.text_parts)
 
+    @property
+    def primed(self) -> bool:
+        """The first event is here (``prime`` got one): iterating yields it without waiting."""
+        return self._first is not None
+
     async def prime(self) -> None:
         """Wait for the first event, so errors before any output raise here."""
         try:
@@ -136,17 +142,27 @@ class Generation:
             self._recorded = True
             self._service.metrics.active_streams -= 1
             self._ended = time.monotonic()
-            self._service.spawn(self._record())
+            if self.usage is not None:
+                self._record(self.usage)  # the usual case: nothing to await, no task needed
+            else:
+                self._service.spawn(self._count_and_record())
 
-    async def _record(self) -> None:
-        usage = self.usage
-        if usage is None:  # disconnected before the provider reported: count what was generated
-            completion = await self.entry.provider.count_text_tokens(self.text, self.entry.upstream_model)
-            usage = Usage(self.prompt_tokens, completion)
-            self.usage = usage
+    async def _count_and_record(self) -> None:
+        """Disconnected before the provider reported: bill what was generated."""
+        completion = await self.entry.provider.count_text_tokens(self.text, self.entry.upstream_model)
+        self.usage = Usage(self.prompt_tokens, completion)
+        self._record(self.usage)
+
+    def _record(self, usage: Usage) -> None:
+        try:
+            self._record_now(usage)
+        except Exception:  # bookkeeping never breaks the answer it counts
+            log.exception("could not record a generation")
+
+    def _record_now(self, usage: Usage) -> None:
         self._service.metrics.observe_generation(self.model.id, self.started, self.first_token_at, self._ended,
                                                  usage.completion_tokens, self.finish_reason or "cancelled")
-        await self._service.record_usage(
+        self._service.record_usage_soon(
             UsageRecord(
                 model=self.model.id,
                 prompt_tokens=usage.prompt_tokens,
@@ -188,6 +204,7 @@ class ChatService:
         self.limits = limits or InputLimits()
         self.limiter = limiter or Limiter(MemoryLimits())
         self.metrics = metrics or Metrics()
+        self.usage_writer = UsageWriter(usage)
         self._tasks: set[asyncio.Task[object]] = set()
 
     def check_limits(self, messages: list[Message], params: SamplingParams) -> None:
@@ -220,6 +237,7 @@ class ChatService:
     async def drain(self, timeout: float = 10.0) -> None:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=timeout)
+        await self.usage_writer.flush()
 
     # -- catalog and bots ------------------------------------------------------
 
@@ -241,18 +259,35 @@ class ChatService:
         )
 
     async def record_usage(self, record: UsageRecord) -> None:
-        """Store ``record`` (per key, also for admin keys) and charge the token quotas."""
+        """Store ``record`` (per key, also for admin keys) and charge the token quotas; returns
+        once the row is stored (a stored chat's ``done`` follows it)."""
+        record, key = self._owned(record)
+        await self.usage_writer.write(record)
+        await self._charge(record, key)
+
+    def record_usage_soon(self, record: UsageRecord) -> None:
+        """``record_usage`` without waiting (a stateless chat: nothing follows the row). The row
+        joins the next batch of ``usage_writer``; quotas are charged in a task when there are any."""
+        record, key = self._owned(record)
+        self.usage_writer.submit(record)
+        if key is not None or record.user_id:
+            self.spawn(self._charge(record, key))
+
+    @staticmethod
+    def _owned(record: UsageRecord) -> tuple[UsageRecord, KeyQuota | None]:
         key = current_key.get()
         if key is not None and record.owner is None:
             record = replace(record, owner=key.key_id)
+        return record, key
+
+    async def _charge(self, record: UsageRecord, key: KeyQuota | None) -> None:
         try:
-            await self.usage.record(record)
             tokens = record.prompt_tokens + record.completion_tokens
             if key is not None:
                 await self.limiter.charge(f"key:{key.key_id}", key.quota, tokens)
             await self.limiter.charge_user(record.user_id, tokens)
         except Exception:  # usage must never break a chat; it is logged for the operator
-            log.exception("could not record usage")
+            log.exception("could not charge usage")
 
     # -- stateless chats -------------------------------------------------------
 

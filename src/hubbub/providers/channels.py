@@ -126,10 +126,10 @@ class ChannelRouter:
                     return
                 try:
                     # aclosing: a client that goes away mid-answer closes the upstream at once.
-                    async with aclosing(self._attempt(channel, sub, attempt)) as texts:
-                        async for text in texts:
-                            sent.append(text)
-                            yield TextDelta(text)
+                    async with aclosing(self._attempt(channel, sub, attempt)) as deltas:
+                        async for delta in deltas:
+                            sent.append(delta.text)
+                            yield delta
                 except UpstreamUnavailable as exc:
                     channel.health.failed(exc.kind, exc.details, exc.retry_after)
                     log.warning("channel %s of %s failed (%s%s): %s", channel.name, self.model_id, exc.kind,
@@ -163,8 +163,9 @@ class ChannelRouter:
         return replace(request, model=channel.upstream_model, params=params,
                        assistant_prefix=request.assistant_prefix + "".join(sent))
 
-    async def _attempt(self, channel: Channel, request: ProviderRequest, attempt: _Attempt) -> AsyncIterator[str]:
-        """Texts of one attempt; every wait for the next event is bounded by the channel's timeout.
+    async def _attempt(self, channel: Channel, request: ProviderRequest, attempt: _Attempt
+                       ) -> AsyncIterator[TextDelta]:
+        """Text deltas of one attempt; every wait for the next event is bounded by the channel's timeout.
 
         Timeouts and unexpected exceptions come out as ``UpstreamUnavailable``; cancellation and
         the request's own errors pass through untouched.
@@ -172,34 +173,42 @@ class ChannelRouter:
         channel.health.started()
         started = time.monotonic()
         events = channel.provider.stream(request)
+        watchdog = _Watchdog(channel.timeout)
         async with aclosing(events):
-            while True:
-                try:
-                    async with asyncio.timeout(channel.timeout):
+            try:
+                while True:
+                    watchdog.waiting()
+                    try:
                         event = await anext(events)
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    what = "next" if attempt.chunks else "first"
-                    raise UpstreamUnavailable(
-                        "timeout", f"{channel.name}: no {what} token within {channel.timeout:g}s") from None
-                except HubbubError:
-                    raise
-                except Exception as exc:  # a provider bug must not cost the answer: try elsewhere
-                    log.exception("channel %s raised unexpectedly", channel.name)
-                    kind = "stream_broken" if attempt.chunks else "server_error"
-                    raise UpstreamUnavailable(kind, f"{channel.name}: {type(exc).__name__}") from None
-                if isinstance(event, TextDelta):
-                    if not event.text:
-                        continue
-                    if attempt.chunks == 0:
-                        channel.health.first_token(time.monotonic() - started)
-                    attempt.chunks += 1
-                    yield event.text
-                elif isinstance(event, UsageReport):
-                    attempt.usage = event.usage
-                elif isinstance(event, Finish):
-                    attempt.finish = event.reason
+                    except StopAsyncIteration:
+                        return
+                    except asyncio.CancelledError:
+                        if watchdog.expired():
+                            what = "next" if attempt.chunks else "first"
+                            raise UpstreamUnavailable(
+                                "timeout", f"{channel.name}: no {what} token within {channel.timeout:g}s") from None
+                        raise
+                    except HubbubError:
+                        raise
+                    except Exception as exc:  # a provider bug must not cost the answer: try elsewhere
+                        log.exception("channel %s raised unexpectedly", channel.name)
+                        kind = "stream_broken" if attempt.chunks else "server_error"
+                        raise UpstreamUnavailable(kind, f"{channel.name}: {type(exc).__name__}") from None
+                    finally:
+                        watchdog.idle()
+                    if isinstance(event, TextDelta):
+                        if not event.text:
+                            continue
+                        if attempt.chunks == 0:
+                            channel.health.first_token(time.monotonic() - started)
+                        attempt.chunks += 1
+                        yield event
+                    elif isinstance(event, UsageReport):
+                        attempt.usage = event.usage
+                    elif isinstance(event, Finish):
+                        attempt.finish = event.reason
+            finally:
+                watchdog.close()
 
     def snapshot(self) -> list[dict[str, Any]]:
         return [{"model": self.model_id, **c.snapshot()} for c in self.channels]
@@ -210,6 +219,65 @@ class ChannelRouter:
 
     async def aclose(self) -> None:
         """Nothing of its own: channel providers are shared between models and closed by the app."""
+
+
+class _Watchdog:
+    """Bounds each wait for the provider's next event by ``timeout`` seconds, like wrapping every
+    ``anext`` in ``asyncio.timeout`` but without a timer per event (a stream has hundreds).
+
+    One timer is armed for the whole attempt; when it fires it looks at the wait in progress:
+    longer than ``timeout`` cancels the waiting task (which ``expired`` then recognises, as
+    ``asyncio.timeout`` does), shorter re-arms the timer for when that wait would expire, and
+    no wait in progress (the consumer is busy with the last event) lets the next wait re-arm it.
+    The waiting task is looked up at each wait: the first event is awaited in the request's
+    task, the rest often in the task that writes the response.
+    """
+
+    __slots__ = ("_timeout", "_loop", "_task", "_cancelling", "_since", "_timer", "_fired")
+
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task[Any] | None = None  # the task waiting now
+        self._cancelling = 0  # its cancel requests before ours
+        self._since: float | None = None  # when the wait in progress began
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired = False
+
+    def waiting(self) -> None:
+        self._task = asyncio.current_task(self._loop)  # with the loop given: no lookup of the running loop
+        self._since = now = self._loop.time()
+        if self._timer is None and not self._fired:
+            self._timer = self._loop.call_at(now + self._timeout, self._check)
+
+    def idle(self) -> None:
+        self._since = None
+
+    def _check(self) -> None:
+        self._timer = None
+        since, task = self._since, self._task
+        if since is None or task is None:
+            return  # not waiting: the next wait arms the timer again
+        due = since + self._timeout
+        if self._loop.time() >= due:
+            self._fired = True
+            self._cancelling = task.cancelling()
+            task.cancel()
+        else:
+            self._timer = self._loop.call_at(due, self._check)
+
+    def expired(self) -> bool:
+        """After a ``CancelledError``: True when this watchdog caused it (and nothing else also
+        cancelled the task), so it should become a timeout; the cancellation is then withdrawn."""
+        self.close()
+        if not self._fired or self._task is None:
+            return False
+        return self._task.uncancel() <= self._cancelling
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def make_channel(name: str, provider: Provider, upstream_model: str, policy: FailoverConfig,

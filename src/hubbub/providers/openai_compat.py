@@ -1,24 +1,32 @@
 """A provider for any OpenAI-compatible ``/chat/completions`` endpoint.
 
 OpenRouter, vLLM, Ollama, llama.cpp's servers, LM Studio, OpenAI itself: one
-``httpx.AsyncClient`` per configured provider, streaming by default. Text comes
-from ``choices[0].delta.content``; usage from the upstream's final chunk (we ask
-for it with ``stream_options.include_usage``), else estimated: the prompt with
-``faults.estimate_prompt_tokens`` and the answer as one token per content chunk
+``aiohttp.ClientSession`` (one connection pool) per configured provider, streaming by
+default. Text comes from ``choices[0].delta.content``; usage from the upstream's final
+chunk (we ask for it with ``stream_options.include_usage``), else estimated: the prompt
+with ``faults.estimate_prompt_tokens`` and the answer as one token per content chunk
 (servers stream about one token per chunk).
 
-Closing the iterator (``aclose()``, task cancellation) cancels the task that reads
-the upstream (``pump.py`` says why it is a task of its own), and httpx closes a
-connection whose body was not read to the end, so the upstream sees the disconnect
-at once and can stop generating.
+Why aiohttp and not httpx (which the rest of hubbub uses for its own few calls): this is
+the hot path of every upstream request, and httpx costs about 1 ms of CPU per request on
+its own, more under concurrency (its pool scans every connection, polling each idle one,
+for every request); aiohttp, with its C parser and a plain asyncio transport, about a
+fifth of that (``bench/overhead.py`` measures the whole path). It also closes an
+unfinished response synchronously, so the upstream is read right in the request's task:
+closing the iterator (``aclose()``, task cancellation) closes the connection at once, and
+the upstream sees the disconnect and can stop generating (no ``pump.py`` task needed).
+Like httpx it honours ``HTTP(S)_PROXY``/``NO_PROXY`` (read once, at start) and
+``SSL_CERT_FILE``, and verifies TLS against certifi's bundle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from typing import Any, AsyncIterator
 
-import httpx
+import aiohttp
 import orjson
 
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
@@ -33,11 +41,14 @@ from hubbub.providers.faults import (
     parse_retry_after,
     scrub,
 )
-from hubbub.providers.pump import in_own_task
 from hubbub.settings import ProviderConfig
 
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
 _MAX_ERROR_BODY = 16 * 1024
+_DRAIN_SECONDS = 1.0
+# Idle connections are kept a little less than the 5 s most servers (uvicorn, llama.cpp) keep
+# them, so one is rarely reused in the very moment the server closes it.
+_KEEPALIVE_SECONDS = 4.0
 
 
 def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool) -> dict[str, Any]:
@@ -85,19 +96,34 @@ class OpenAICompatProvider:
         self.config = config
         self.continues_answers = config.continuation != "none"
         self._key = api_key
-        self._tasks: set[asyncio.Task[None]] = set()  # upstream reads in flight (see pump.py)
+        self._url = config.base_url.rstrip("/") + "/chat/completions"
         headers = dict(config.headers)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        # No read timeout here: the channel router bounds the wait for every event with the
-        # channel's own ``timeout``, which also covers the time to the first token.
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/") + "/",
-            headers=headers,
-            timeout=httpx.Timeout(connect=config.connect_timeout, read=None, write=30.0, pool=config.connect_timeout),
-            limits=httpx.Limits(max_connections=config.max_connections,
-                                max_keepalive_connections=config.max_connections),
-        )
+        headers["Content-Type"] = "application/json"
+        self._headers = headers
+        self._proxy, self._proxy_auth = _env_proxy(self._url)
+        self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # No read timeout here: the channel router bounds the wait for every event with the
+            # channel's own ``timeout``, which also covers the time to the first token.
+            # ``connect`` covers waiting for a pooled connection too (httpx's pool timeout).
+            connect = self.config.connect_timeout
+            connector = aiohttp.TCPConnector(
+                limit=self.config.max_connections,
+                keepalive_timeout=_KEEPALIVE_SECONDS,
+                ssl=_ssl_context() if self._url.startswith("https:") else True,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect),
+                # Not trust_env: it re-reads the proxy variables and ~/.netrc in a worker thread on
+                # every request; the proxy is looked up once instead (``_env_proxy``).
+                trust_env=False,
+            )
+        return self._session
 
     async def count_tokens(self, messages: list[Message], model: str = "") -> int:
         return estimate_prompt_tokens(messages)
@@ -105,21 +131,19 @@ class OpenAICompatProvider:
     async def count_text_tokens(self, text: str, model: str = "") -> int:
         return estimate_text_tokens(text)
 
-    def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
-        return in_own_task(self._stream(request), self._tasks)
-
-    async def _stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
-        body = request_body(request, self.config, self.config.stream)
-        http_request = self._client.build_request("POST", "chat/completions", content=orjson.dumps(body),
-                                                  headers={"Content-Type": "application/json"})
+    async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+        # An exact-size copy: orjson's bytes keep its whole ~4 KB output buffer however short the JSON,
+        # and this body lives as long as the stream (4 KB per open stream, measured; bench/streams.py).
+        body = bytes(memoryview(orjson.dumps(request_body(request, self.config, self.config.stream))))
         try:
-            response = await self._client.send(http_request, stream=True)
-        except httpx.TimeoutException as exc:
+            response = await self._client().post(self._url, data=body, headers=self._headers,
+                                                 proxy=self._proxy, proxy_auth=self._proxy_auth)
+        except TimeoutError as exc:
             raise UpstreamUnavailable("timeout", f"{self.name}: {type(exc).__name__}") from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise UpstreamUnavailable("connect", f"{self.name}: {type(exc).__name__}") from None
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 raise await self._status_error(response)
             if self.config.stream:
                 async for event in self._events(response, request):
@@ -127,70 +151,106 @@ class OpenAICompatProvider:
             else:
                 for event in await self._whole(response, request):
                     yield event
-        except httpx.TimeoutException as exc:
+        except TimeoutError as exc:
             raise UpstreamUnavailable("timeout", f"{self.name}: {type(exc).__name__}") from None
-        except httpx.TransportError as exc:  # the connection broke while the answer was coming
+        except aiohttp.ClientError as exc:  # the connection broke while the answer was coming
             raise UpstreamUnavailable("stream_broken", f"{self.name}: {type(exc).__name__}") from None
         finally:
-            await response.aclose()
+            # Synchronous, so a cancelled request cannot interrupt it: a response read to the end
+            # gives its connection back to the pool, any other is closed here and now.
+            response.release()
 
-    async def _status_error(self, response: httpx.Response) -> HubbubError:
+    async def _status_error(self, response: aiohttp.ClientResponse) -> HubbubError:
         raw = b""
-        async for chunk in response.aiter_bytes():
-            raw += chunk
-            if len(raw) > _MAX_ERROR_BODY:
+        while len(raw) <= _MAX_ERROR_BODY:
+            chunk = await response.content.readany()
+            if not chunk:
                 break
+            raw += chunk
         try:
             body: Any = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = raw
         message, code = error_message(body)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        return from_status(response.status_code, scrub(message, self._key), code=code, retry_after=retry_after,
+        return from_status(response.status, scrub(message, self._key), code=code, retry_after=retry_after,
                            who=self.name)
 
-    async def _events(self, response: httpx.Response, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
+    async def _events(self, response: aiohttp.ClientResponse, request: ProviderRequest
+                      ) -> AsyncIterator[ProviderEvent]:
+        """Server-sent events, parsed from the bytes as they come (lines end in LF, CRLF or CR)."""
         usage: Usage | None = None
         finish: FinishReason | None = None
         chunks = 0
         done = False
-        data: list[str] = []
-        async for line in response.aiter_lines():
-            if line:
-                if line.startswith("data:"):
-                    data.append(line[6:] if line.startswith("data: ") else line[5:])
-                continue  # comments (": ping"), event:, id:, retry: lines carry nothing we use
-            if not data:
-                continue
-            payload, data = "\n".join(data), []
-            if payload == "[DONE]":
-                done = True
+        data: list[bytes] = []
+        rest = b""  # an unfinished line
+        skip_lf = False  # the last bytes ended in CR: a LF right after it belongs to it
+        reader = response.content
+        while not done:
+            received = await reader.readany()
+            if not received:
                 break
-            try:
-                obj = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                raise UpstreamUnavailable("stream_broken", f"{self.name}: unreadable stream chunk") from None
-            if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
-                message, _ = error_message(obj)
-                raise UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
-            for choice in (obj.get("choices") or ())[:1]:
-                text = (choice.get("delta") or {}).get("content")
-                if text:
-                    chunks += 1
-                    yield TextDelta(text)
-                if choice.get("finish_reason"):
-                    finish = _FINISH.get(choice["finish_reason"], "stop")
-            if obj.get("usage"):
-                usage = _usage(obj["usage"])
+            if skip_lf:
+                skip_lf = False
+                if received.startswith(b"\n"):
+                    received = received[1:]
+            buf = rest + received if rest else received
+            if b"\r" in buf:
+                skip_lf = buf.endswith(b"\r")
+                buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            lines = buf.split(b"\n")
+            rest = lines.pop()
+            texts: list[str] = []  # the text of this read, yielded together below
+            broken: UpstreamUnavailable | None = None
+            for line in lines:
+                if line:
+                    if line.startswith(b"data:"):
+                        data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+                    continue  # comments (": ping"), event:, id:, retry: lines carry nothing we use
+                if not data:
+                    continue
+                payload = data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+                if payload == b"[DONE]":
+                    done = True
+                    break
+                try:
+                    obj = _json(payload)
+                except orjson.JSONDecodeError:
+                    broken = UpstreamUnavailable("stream_broken", f"{self.name}: unreadable stream chunk")
+                    break
+                if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
+                    message, _ = error_message(obj)
+                    broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
+                    break
+                for choice in (obj.get("choices") or ())[:1]:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        texts.append(text)
+                    if choice.get("finish_reason"):
+                        finish = _FINISH.get(choice["finish_reason"], "stop")
+                if obj.get("usage"):
+                    usage = _usage(obj["usage"])
+            # Every text but the last of a read says ``more``: the next one is already here.
+            last = len(texts) - 1
+            for i, text in enumerate(texts):
+                chunks += 1
+                yield TextDelta(text, i < last)
+            if broken is not None:
+                raise broken
         if not done and finish is None:
             # The body ended without [DONE] or a finish_reason: the connection was cut short.
             raise UpstreamUnavailable("stream_broken", f"{self.name}: the stream ended before the answer did")
+        if done and not reader.at_eof():
+            await _drain(reader)
         yield UsageReport(usage or Usage(estimate_prompt_tokens(request.messages), chunks))
         yield Finish(finish or "stop")
 
-    async def _whole(self, response: httpx.Response, request: ProviderRequest) -> list[ProviderEvent]:
+    async def _whole(self, response: aiohttp.ClientResponse, request: ProviderRequest) -> list[ProviderEvent]:
+        raw = await response.read()
         try:
-            obj = orjson.loads(await response.aread())
+            obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
             text = (choice.get("message") or {}).get("content") or ""
         except (orjson.JSONDecodeError, AttributeError, TypeError):
@@ -201,7 +261,57 @@ class OpenAICompatProvider:
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+
+
+async def _drain(reader: aiohttp.StreamReader) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the chunked body, often already here).
+
+    A connection goes back to the pool only when its response was read to the end; released
+    earlier it is closed, and the next request pays a new TCP (and TLS) handshake. An upstream
+    that keeps the body open after ``[DONE]`` gets ``_DRAIN_SECONDS``, then it is closed.
+    """
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while await reader.readany():
+                pass
+    except (TimeoutError, aiohttp.ClientError):
+        pass
+
+
+def _json(payload: bytes) -> Any:
+    """A JSON event; bytes that are not UTF-8 are read with replacement characters, as text decoding would."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return orjson.loads(payload.decode("utf-8", "replace"))
+
+
+def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+    """The proxy ``HTTP(S)_PROXY`` / ``NO_PROXY`` give for ``url`` (httpx's ``trust_env``), read once."""
+    from aiohttp.helpers import get_env_proxy_for_url
+    from yarl import URL
+
+    try:
+        proxy, auth = get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return None, None
+    return str(proxy), auth
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """What httpx verifies against: ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when set, else certifi's bundle."""
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if cafile and os.path.isfile(cafile):
+        return ssl.create_default_context(cafile=cafile)
+    if capath and os.path.isdir(capath):
+        return ssl.create_default_context(capath=capath)
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _usage(raw: dict[str, Any]) -> Usage:

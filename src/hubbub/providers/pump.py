@@ -11,6 +11,9 @@ Here the upstream is read by a separate task that is cancelled exactly once, whe
 this iterator is closed: httpcore's shielded cleanup then completes and the socket
 is closed at once. A small bounded queue keeps back-pressure (a slow client slows
 the upstream read instead of buffering the whole answer).
+
+Used by the Anthropic provider (its SDK runs on httpx). The OpenAI-compatible provider
+needs none of this: aiohttp closes an unfinished response synchronously.
 """
 
 from __future__ import annotations

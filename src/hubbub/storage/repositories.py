@@ -335,29 +335,36 @@ class BotRepository:
             return found
 
 
+def _usage_row(rec: UsageRecord) -> dict[str, Any]:
+    ts = rec.created_at or now_ms()
+    return {
+        "owner": rec.owner,
+        "user_id": rec.user_id,
+        "model": rec.model,
+        "prompt_tokens": rec.prompt_tokens,
+        "completion_tokens": rec.completion_tokens,
+        "cost": rec.cost,
+        "conversation_id": rec.conversation_id,
+        "message_id": rec.message_id,
+        "request_id": rec.request_id,
+        "day": datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%Y-%m-%d"),
+        "created_at": ts,
+    }
+
+
 class UsageRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def record(self, rec: UsageRecord) -> None:
-        ts = rec.created_at or now_ms()
-        day = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+        await self.record_many([rec])
+
+    async def record_many(self, records: list[UsageRecord]) -> None:
+        """Insert ``records`` in one transaction (one executemany: ``UsageWriter`` batches them)."""
+        if not records:
+            return
         async with self._engine.begin() as conn:
-            await conn.execute(
-                insert(usage).values(
-                    owner=rec.owner,
-                    user_id=rec.user_id,
-                    model=rec.model,
-                    prompt_tokens=rec.prompt_tokens,
-                    completion_tokens=rec.completion_tokens,
-                    cost=rec.cost,
-                    conversation_id=rec.conversation_id,
-                    message_id=rec.message_id,
-                    request_id=rec.request_id,
-                    day=day,
-                    created_at=ts,
-                )
-            )
+            await conn.execute(insert(usage), [_usage_row(rec) for rec in records])
 
     async def summary(
         self,

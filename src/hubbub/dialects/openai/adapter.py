@@ -113,21 +113,47 @@ async def chunk_stream(
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return frame({**base, "choices": [choice], **usage_field, **(extra or {})})
 
-    yield chunk({"role": "assistant", "content": ""}, extra=first_extra)
+    # The content chunk, the one sent per token, as bytes around the text: the same bytes as
+    # ``chunk({"content": text})`` (orjson keeps key order) without building and dumping the dict.
+    head, _, tail = chunk({"content": ""}).partition(b'{"content":""}')
+    head += b'{"content":'
+    tail = b"}" + tail
+
+    # Frames produced together go out as one write (a send is the costliest step of an event):
+    # the role chunk with the first token, which ``open_stream`` already awaited; tokens that
+    # came from the upstream in one read (``TextDelta.more``); the finish chunk with the usage
+    # chunk and [DONE] that follow it at once. The bytes are the same, only fewer writes.
+    role = chunk({"role": "assistant", "content": ""}, extra=first_extra)
+    pending = role if gen.primed else b""
+    if not pending:
+        yield role
+    first = True
     try:
         async for event in gen:
             if isinstance(event, TextDelta):
-                yield chunk({"content": event.text})
+                out = head + orjson.dumps(event.text) + tail
+                if event.more:
+                    pending += out
+                    first = False
+                    continue
             elif isinstance(event, Finish):
-                yield chunk({}, _FINISH.get(event.reason, "stop"))
-            elif isinstance(event, UsageReport) and include_usage:
-                pass  # sent after the finish chunk, below
+                pending += chunk({}, _FINISH.get(event.reason, "stop"))  # the end follows at once
+                first = False
+                continue
+            elif first and pending:  # the first event is not text: the role chunk waits no longer
+                out = b""
+            else:
+                continue
+            first = False
+            if pending:
+                out, pending = pending + out, b""
+            yield out
     except HubbubError as exc:
-        yield frame(error_body(exc, None))
+        yield pending + frame(error_body(exc, None))
         return
     if include_usage:
-        yield frame({**base, "choices": [], "usage": usage_body(gen.usage)})
-    yield DONE
+        pending += frame({**base, "choices": [], "usage": usage_body(gen.usage)})
+    yield pending + DONE
 
 
 def model_body(info: ModelInfo) -> dict[str, Any]:
