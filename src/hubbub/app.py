@@ -18,8 +18,8 @@ from hubbub.core.types import ModelInfo
 from hubbub.auth import Authenticator
 from hubbub.idempotency import IdempotencyStore, build_store
 from hubbub.limits import Limiter, MemoryLimits, Quota, RedisLimits
-from hubbub.metrics import Metrics, MetricsMiddleware, counter, gauge
-from hubbub.middleware import RequestIdMiddleware
+from hubbub.metrics import Metrics, counter, gauge
+from hubbub.middleware import RequestMiddleware
 from hubbub.providers.base import Provider
 from hubbub.providers.registry import ModelRegistry
 from hubbub.rag.service import RagService, build_embedder
@@ -112,6 +112,8 @@ def live_metrics(container: "Container") -> Any:
     for provider in container.providers:
         if hasattr(provider, "queued"):
             yield gauge("hubbub_embedded_queue_depth", "Requests waiting for the embedded model", provider.queued)
+            yield gauge("hubbub_embedded_batch_sequences", "Requests the embedded model is decoding together",
+                        provider.running)
     from prometheus_client.core import CounterMetricFamily
 
     from hubbub.providers.upstreams import routers
@@ -197,8 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestMiddleware, metrics=metrics)
 
     from hubbub import channels_api, ops
     from hubbub.dialects import admin, dispatch

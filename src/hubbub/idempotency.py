@@ -45,7 +45,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hubbub.dialects.sse import PING, last_event_id, with_pings
+from hubbub.dialects.sse import PING, SSEResponse, last_event_id
 from hubbub.errors import Conflict, FieldProblem, InvalidRequest, Unauthorized
 
 if TYPE_CHECKING:
@@ -216,7 +216,7 @@ async def _replay(
         response.raw_headers = [*headers, *extra, *response.raw_headers]
         return response
     chunks = store.body(claim) if after is None else _after(store.body(claim), after)
-    streamed = StreamingResponse(with_pings(chunks, ping), status_code=status)
+    streamed = SSEResponse(chunks, ping, status_code=status)
     streamed.raw_headers = [*headers, *extra]
     return streamed
 

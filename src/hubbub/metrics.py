@@ -1,7 +1,7 @@
 """Prometheus metrics at ``/metrics``, on a registry owned by the app (no module globals).
 
-Counters and histograms are updated where the work happens (generations, the
-HTTP edge); gauges that describe live state (active streams, the embedded
+Counters and histograms are updated where the work happens (generations; requests
+in ``middleware.RequestMiddleware``); gauges that describe live state (active streams, the embedded
 model's queue, channel errors, rate-limit refusals) are read at scrape time.
 """
 
@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _TPS_BUCKETS = (1, 5, 10, 25, 50, 100, 200, 400, 800, 1600)
@@ -74,33 +73,6 @@ def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, doc)
     family.add_metric([], value)
     return family
-
-
-class MetricsMiddleware:
-    """Counts requests by route template (not raw path: ids would explode the label set)."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
 
 
 def now() -> float:

@@ -1,23 +1,43 @@
-"""Pure ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams)."""
+"""The one pure-ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
+
+One layer, not one per concern: every layer wraps ``send``, and a stream calls ``send``
+once per event, so each layer costs a coroutine call per token of every open stream.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hubbub.logs import request_id
+from hubbub.metrics import Metrics
 
-class RequestIdMiddleware:
-    """Gives every request an id (``X-Request-Id``: the client's, if sane, else a new one)
-    and echoes it on every response."""
+access_log = logging.getLogger("hubbub.access")
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class RequestMiddleware:
+    """What every HTTP request gets at the edge:
+
+    - an id (``X-Request-Id``: the client's, if sane, else a new one), echoed on the
+      response and kept in ``logs.request_id`` for every line logged while it runs;
+    - one access line when the response has ended (a stream: when its last byte went out,
+      so ``duration_ms`` is the whole stream);
+    - a count in ``hubbub_http_requests`` by route template (not the raw path: ids would
+      explode the label set) and status.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         rid = ""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
@@ -28,10 +48,28 @@ class RequestIdMiddleware:
         rid = rid or uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
         header = (b"x-request-id", rid.encode("latin-1"))
+        status = 500  # what the client gets when the app fails before it answers
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
+                nonlocal status
+                status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        token = request_id.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            method = scope["method"]
+            route = scope.get("route")
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            if access_log.isEnabledFor(logging.INFO):
+                duration = round((time.perf_counter() - started) * 1000, 1)
+                path = scope["path"]  # never the query string: it may hold secrets
+                access_log.info("%s %s %d %.1fms", method, path, status, duration,
+                                extra={"method": method, "path": path, "status": status, "duration_ms": duration})
+        # Reset only on success: when the app raised, the server logs the error next, in this same
+        # task, and that line should carry the id too (each request runs in a task of its own).
+        request_id.reset(token)
