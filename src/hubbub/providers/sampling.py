@@ -1,0 +1,71 @@
+"""Per-request llama.cpp sampler chains for the embedded model.
+
+Each request in a batch owns one chain (grammar → top-p → temperature → a seeded
+``dist``, or grammar → greedy at temperature 0), so requests decoded in the same
+batch keep their own settings and their own random state: a seed gives the same
+answer whatever else is being decoded at the time.
+
+Chains are built on the event loop's side (pure C, no context needed), so a bad
+grammar is an ``InvalidRequest`` before the response starts; the decode thread
+frees them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hubbub.core.types import ResponseFormat, SamplingParams
+from hubbub.errors import InvalidRequest
+
+DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed per request
+
+
+def grammar_text(fmt: ResponseFormat | None) -> str | None:
+    """The GBNF grammar that constrains output to ``fmt``, or ``None`` for free text."""
+    if fmt is None or fmt.type == "text":
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    if fmt.type == "json_object" or not fmt.schema:
+        return JSON_GBNF
+    from hubbub.providers.json_grammar import schema_to_gbnf
+
+    try:
+        return schema_to_gbnf(fmt.schema)
+    except Exception as exc:  # the converter rejects what it cannot express
+        raise InvalidRequest(f"response_format.json_schema is not supported: {exc}") from exc
+
+
+class SamplerChain:
+    """Owns one ``llama_sampler`` chain; ``close`` frees it (idempotent)."""
+
+    def __init__(self, vocab: Any, params: SamplingParams) -> None:
+        import llama_cpp as lc
+
+        self._lc = lc
+        grammar = grammar_text(params.response_format)
+        chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
+        self.ptr = chain
+        if grammar is not None:
+            g = lc.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+            if not g:
+                self.close()
+                raise InvalidRequest("response_format.json_schema is not supported: the grammar does not parse")
+            lc.llama_sampler_chain_add(chain, g)
+        if params.temperature <= 0:
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_greedy())
+        else:
+            if params.top_p < 1.0:
+                lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_top_p(params.top_p, 1))
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_temp(params.temperature))
+            seed = params.seed if params.seed is not None else DEFAULT_SEED
+            lc.llama_sampler_chain_add(chain, lc.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def sample(self, ctx: Any, index: int) -> int:
+        """Sample (and accept) a token from output ``index`` of the last decode."""
+        return self._lc.llama_sampler_sample(self.ptr, ctx, index)
+
+    def close(self) -> None:
+        if self.ptr is not None:
+            self._lc.llama_sampler_free(self.ptr)
+            self.ptr = None
