@@ -30,8 +30,13 @@ chromium:
 test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# The side-by-side benchmarks, in one go; they rewrite the plots in docs/img (see docs/benchmarks.md).
+# overhead.py installs LiteLLM's proxy into its own venv (bench/.venv-litellm) on first use.
 bench: $(STAMP)
-	$(BIN)/python bench/embedded.py
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python bench/embedded.py --json bench-embedded.json --plot docs/img/embedded-batching.png
+	$(BIN)/python bench/overhead.py --json bench-overhead.json --plot docs/img/overhead.png
+	$(BIN)/python bench/streams.py --json bench-streams.json --plot docs/img/streams.png
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

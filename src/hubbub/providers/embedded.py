@@ -197,19 +197,13 @@ class EmbeddedProvider:
         except BaseException:
             sampler.close()
             raise
-        loop = asyncio.get_running_loop()
         queue: asyncio.Queue[object] = asyncio.Queue()
         cancel = threading.Event()
-
-        def emit(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the event loop is gone (shutdown): stop decoding
-                cancel.set()
-
         budget = params.max_tokens if params.max_tokens is not None else self.model.n_ctx
         budget = min(budget, self.model.n_ctx - len(tokens))
-        self.model.engine.submit(Job(tokens, budget, sampler, list(params.stop or ()), cancel, emit))
+        self.model.engine.submit(
+            Job(tokens, budget, sampler, list(params.stop or ()), cancel, asyncio.get_running_loop(), queue)
+        )
         try:
             while True:
                 item = await queue.get()

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from hubbub.core.types import ResponseFormat, SamplingParams
 from hubbub.errors import InvalidRequest
 
@@ -44,6 +46,9 @@ class SamplerChain:
 
         self._lc = lc
         grammar = grammar_text(params.response_format)
+        # Plain greedy decoding is an argmax over the logits row: done in NumPy it skips building
+        # llama.cpp's 49k-entry candidate array for every token (same token: first maximum wins).
+        self._argmax_of = (lc.llama_vocab_n_tokens(vocab)) if grammar is None and params.temperature <= 0 else 0
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         self.ptr = chain
         if grammar is not None:
@@ -63,6 +68,9 @@ class SamplerChain:
 
     def sample(self, ctx: Any, index: int) -> int:
         """Sample (and accept) a token from output ``index`` of the last decode."""
+        if self._argmax_of:
+            row = self._lc.llama_get_logits_ith(ctx, index)
+            return int(np.ctypeslib.as_array(row, shape=(self._argmax_of,)).argmax())
         return self._lc.llama_sampler_sample(self.ptr, ctx, index)
 
     def close(self) -> None:
