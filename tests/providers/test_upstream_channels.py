@@ -331,3 +331,17 @@ async def test_closing_the_client_stream_closes_the_upstream_connection_within_1
         await asyncio.sleep(0.05)
     assert rows and rows[0]["model"] == "up-pair" and rows[0]["completionTokens"] >= 1 and rows[0]["cost"] > 0
     assert rows[0]["completionTokens"] < 32
+
+
+def _upstream_errors(metrics_text: str, channel: str) -> float:
+    prefix = f'hubbub_upstream_errors_total{{channel="{channel}"}} '
+    return next((float(line.split()[-1]) for line in metrics_text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+async def test_upstream_errors_per_channel_are_on_metrics(hub, proxies):
+    proxies["a"].set(mode="status", status=500)
+    before = _upstream_errors((await hub.get("/metrics")).text, "pair-a")
+    assert await _ask(hub)
+    after = (await hub.get("/metrics")).text
+    assert _upstream_errors(after, "pair-a") == before + 1
+    assert 'hubbub_upstream_errors_total{channel="pair-b"}' in after
