@@ -7,7 +7,10 @@ middleware, the dialect and the provider: the whole code path, nothing mocked.
 
 from __future__ import annotations
 
+import asyncio
+import multiprocessing
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -16,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Awaitable, Callable, Sequence
 
 import httpx
 
@@ -192,3 +195,54 @@ def thread_cpu_seconds(pid: int, tid: int | None = None) -> float:
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+Job = dict[str, Any]
+
+
+def _serve_jobs(conn: Any, run_job: Callable[[Job], Awaitable[Job]]) -> None:
+    """In the load process: run each job sent over ``conn`` on a fresh event loop, send back its result."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per concurrent request
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    while True:
+        job = conn.recv()
+        if job is None:
+            return
+        try:
+            conn.send(asyncio.run(run_job(job)))
+        except Exception as exc:  # reported to the parent, which raises it
+            conn.send({"error": f"{type(exc).__name__}: {exc}"})
+
+
+class LoadProcess:
+    """A load generator in a process of its own (its CPU never competes with the benchmark's
+    GIL), running ``run_job`` (a module-level coroutine function) for each ``run`` call."""
+
+    def __init__(self, run_job: Callable[[Job], Awaitable[Job]]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve_jobs, args=(child, run_job), daemon=True)
+        self.proc.start()
+
+    def run(self, **job: Any) -> Job:
+        self._conn.send(job)
+        result = self._conn.recv()
+        if "error" in result:
+            raise RuntimeError(f"load generator: {result['error']}")
+        return result
+
+    def close(self, timeout: float = 10.0) -> None:
+        if self.proc.is_alive():
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout)
+        if self.proc.is_alive():
+            self.proc.kill()

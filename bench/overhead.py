@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import shutil
 import signal
@@ -55,7 +54,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fast_upstream  # noqa: E402
-from _common import CpuMeter, HubbubServer, free_port  # noqa: E402
+from _common import CpuMeter, HubbubServer, LoadProcess, free_port  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 LITELLM_VENV = BENCH_DIR / ".venv-litellm"
@@ -72,24 +71,6 @@ def request_body(stream: bool) -> bytes:
 
 
 # -- the load generator (runs in its own process) ---------------------------------------------------
-
-
-def _load_main(conn: Any) -> None:
-    """The load process: receive jobs over ``conn``, run them, send the results back."""
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    while True:
-        job = conn.recv()
-        if job is None:
-            return
-        try:
-            conn.send(asyncio.run(_run_job(job)))
-        except Exception as exc:  # reported to the parent, which prints it
-            conn.send({"error": f"{type(exc).__name__}: {exc}"})
 
 
 class _Conn(asyncio.Protocol):
@@ -230,30 +211,6 @@ async def _run_job(job: dict[str, Any]) -> dict[str, Any]:
             c.transport.close()
     return {"completed": done[0], "errors": errors[0], "seconds": duration,
             "rps": done[0] / duration, "latencies_ms": latencies}
-
-
-class LoadGenerator:
-    """The load process, and a blocking call per job."""
-
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_load_main, args=(child,), daemon=True)
-        self.proc.start()
-
-    def run(self, **job: Any) -> dict[str, Any]:
-        self._conn.send(job)
-        result = self._conn.recv()
-        if "error" in result:
-            raise RuntimeError(f"load generator: {result['error']}")
-        return result
-
-    def close(self) -> None:
-        if self.proc.is_alive():
-            self._conn.send(None)
-            self.proc.join(5)
-        if self.proc.is_alive():
-            self.proc.kill()
 
 
 # -- the targets ---------------------------------------------------------------------------------------
@@ -434,7 +391,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def measure(targets: list[Target], load: LoadGenerator, args: argparse.Namespace) -> dict[str, Any]:
+def measure(targets: list[Target], load: LoadProcess, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {t.name: {} for t in targets}
     for mode in MODES:
         stream = mode == "stream"
@@ -592,7 +549,7 @@ def main() -> int:
     args = parser.parse_args()
 
     upstream, base = fast_upstream.start(tokens=args.tokens)
-    load: LoadGenerator | None = None
+    load: LoadProcess | None = None
     hubbub: HubbubServer | None = None
     litellm: LiteLLMProxy | None = None
     try:
@@ -607,7 +564,7 @@ def main() -> int:
             targets.append(Target("litellm", litellm.url, "/v1/chat/completions", [litellm.proc.pid]))
         for t in targets:
             check_answer(t, args.tokens)
-        load = LoadGenerator()
+        load = LoadProcess(_run_job)
         print(f"upstream {base} ({args.tokens} tokens), hubbub {hubbub.url}"
               + (f", LiteLLM {litellm.url}" if litellm else "") + f"; {os.cpu_count()} CPUs", flush=True)
         ours = _tree([os.getpid()])  # this process, the servers, the upstream, the load generator

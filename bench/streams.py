@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import os
 import resource
 import shutil
@@ -53,7 +52,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fast_upstream  # noqa: E402
-from _common import HubbubServer  # noqa: E402
+from _common import HubbubServer, LoadProcess  # noqa: E402
 
 MEMORY_TARGET_KB = 50.0
 _TOKEN = b'"delta":{"content":"'  # a content chunk, both from hubbub and from the upstream (OpenAI's format)
@@ -190,42 +189,8 @@ async def _load(host: str, port: int, path: str, body: bytes, streams: int, ramp
     }
 
 
-def _client(conn: Any) -> None:
-    """The load-client process: run each load it is sent, answer with its records."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    while True:
-        job = conn.recv()
-        if job is None:
-            return
-        conn.send(asyncio.run(_load(**job)))
-
-
-class LoadClient:
-    def __init__(self) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_client, args=(child,), daemon=True)
-        self.proc.start()
-
-    def run(self, **job: Any) -> dict[str, Any]:
-        self._conn.send(job)
-        return self._conn.recv()
-
-    def close(self) -> None:
-        try:
-            self._conn.send(None)
-        except OSError:
-            pass
-        self.proc.join(10)
-        if self.proc.is_alive():
-            self.proc.kill()
+async def _load_job(job: dict[str, Any]) -> dict[str, Any]:
+    return await _load(**job)
 
 
 # -- the server side: RSS and CPU of hubbub ------------------------------------------------
@@ -425,14 +390,14 @@ def main() -> int:
                          "stream": True})
 
     upstream, base = fast_upstream.start(tokens=args.tokens, token_delay_ms=args.delay_ms)
-    client: LoadClient | None = None
+    client: LoadProcess | None = None
     hubbub: HubbubServer | None = None
     try:
         hubbub = HubbubServer(config=hubbub_config(base, args.streams), env={"HUBBUB_EMBEDDED__ENABLED": "false"})
         hubbub.__enter__()
         assert hubbub.proc is not None
         pid = hubbub.proc.pid
-        client = LoadClient()
+        client = LoadProcess(_load_job)
         up_host, up_port = base.removeprefix("http://").removesuffix("/v1").split(":")
         print(f"upstream {base} ({args.tokens} tokens, {args.delay_ms:g} ms apart), hubbub {hubbub.url}; "
               f"{args.streams} streams over {args.ramp:g}s; {os.cpu_count()} CPUs", flush=True)
