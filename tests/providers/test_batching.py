@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Awaitable, Callable, TypeVar
 
 from hubbub.core.events import Finish, TextDelta, UsageReport
 from hubbub.core.types import Message, ProviderRequest, ResponseFormat, SamplingParams
 
 MODEL = "smollm2-135m-instruct"
+T = TypeVar("T")
 PROMPTS = [
     "Tell me a story about a dragon.",
     "What is the capital of France?",
@@ -58,23 +60,31 @@ async def _alone(provider, requests: list[ProviderRequest]) -> list[tuple[str, s
     return [await _run(provider, r) for r in requests]
 
 
+async def _peak_while(read: Callable[[], int], work: Awaitable[T]) -> tuple[T, int]:
+    """``work``'s result and the highest value ``read`` gave (sampled every 2 ms) while it ran."""
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, read())
+            await asyncio.sleep(0.002)
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work, peak
+    finally:
+        watcher.cancel()
+
+
 async def test_batched_answers_match_unbatched_at_temperature_zero(server):
     provider = _provider(server)
     engine = provider.model.engine
     requests = [_request(p) for p in PROMPTS]
     alone = await _alone(provider, requests)
     steps_before = engine.steps
-    peak = 0
-
-    async def watch() -> None:
-        nonlocal peak
-        while True:
-            peak = max(peak, engine.running)
-            await asyncio.sleep(0.002)
-
-    watcher = asyncio.ensure_future(watch())
-    together = await asyncio.gather(*(_run(provider, r) for r in requests))
-    watcher.cancel()
+    together, peak = await _peak_while(lambda: engine.running,
+                                       asyncio.gather(*(_run(provider, r) for r in requests)))
     steps = engine.steps - steps_before
     tokens = sum(t for _, _, t in together)
 
@@ -132,16 +142,7 @@ async def test_more_requests_than_sequences_wait_their_turn(server):
     engine = provider.model.engine
     n = engine.max_sequences + 3
     requests = [_request(PROMPTS[i % len(PROMPTS)] + f" ({i})", max_tokens=12) for i in range(n)]
-    peak_waiting = 0
-
-    async def watch() -> None:
-        nonlocal peak_waiting
-        while True:
-            peak_waiting = max(peak_waiting, engine.waiting)
-            await asyncio.sleep(0.002)
-
-    watcher = asyncio.ensure_future(watch())
-    results = await asyncio.gather(*(_run(provider, r) for r in requests))
-    watcher.cancel()
+    results, peak_waiting = await _peak_while(lambda: engine.waiting,
+                                              asyncio.gather(*(_run(provider, r) for r in requests)))
     assert peak_waiting >= 1
     assert all(reason in ("stop", "length") and tokens > 0 for _, reason, tokens in results)
