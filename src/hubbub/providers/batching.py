@@ -75,8 +75,6 @@ class Job:
     kv: list[int] = field(default_factory=list)  # tokens whose cells are in the cache
     pending: list[int] = field(default_factory=list)  # tokens to evaluate next; the last one gets logits
     generated: int = 0
-    reused: int = 0  # prompt tokens taken from the cache instead of computed
-    first_token_at: float = 0.0
     _stop: StopMatcher | None = None
     _utf8: Any = None
     _out: list[object] = field(default_factory=list)  # events of this step, not yet delivered
@@ -104,7 +102,6 @@ class BatchEngine:
         self._lc = lc
         self._ctx = ctx
         self._mem = lc.llama_get_memory(ctx)
-        self._vocab = vocab
         # End-of-generation tokens, looked up once: a C call per token costs a GIL round trip.
         self._eog = frozenset(t for t in range(lc.llama_vocab_n_tokens(vocab)) if lc.llama_vocab_is_eog(vocab, t))
         self._piece = token_piece
@@ -200,10 +197,9 @@ class BatchEngine:
             try:
                 loop.call_soon_threadsafe(_put_all, items)
             except RuntimeError:  # that event loop is gone (shutdown): its requests stop
-                for queue, _ in items:
-                    for job in [*self._active, *self._waiting]:
-                        if job.queue is queue:
-                            job.cancel.set()
+                for job in [*self._active, *self._waiting]:
+                    if job.loop is loop:
+                        job.cancel.set()
 
     def _drain_inbox(self) -> bool:
         while True:
@@ -269,7 +265,6 @@ class BatchEngine:
                 reused = best_len
         job.kv = tokens[:reused]
         job.pending = tokens[reused:]
-        job.reused += reused
         self.reused_tokens += reused
 
     def _contiguous_ids(self) -> set[int]:
@@ -347,7 +342,7 @@ class BatchEngine:
                 lc.llama_set_abort_callback(self._ctx, self._no_abort_cb, None)
         self.steps += 1
         if rc == 1:  # no room in the KV cache for this batch
-            self._make_room(taken)
+            self._no_room(taken)
             return
         if rc == 2:  # aborted: every sequence in it was cancelled; drop any cells it did write
             for job, _ in taken:
@@ -369,7 +364,7 @@ class BatchEngine:
         jobs = self._step_jobs
         return bool(jobs) and all(job.cancel.is_set() for job in jobs)
 
-    def _make_room(self, taken: list[tuple[Job, int]]) -> None:
+    def _no_room(self, taken: list[tuple[Job, int]]) -> None:
         """``llama_decode`` found no room: cannot happen while budgets keep each sequence
         within its stream; end the requests of this step rather than loop."""
         log.error("llama_decode found no KV room for a step of %d sequences", len(taken))
@@ -385,8 +380,6 @@ class BatchEngine:
             self._finish(job, "stop")
             return
         job.generated += 1
-        if job.generated == 1:
-            job.first_token_at = time.monotonic()
         stop = job._stop
         out = stop.feed(job._utf8.decode(self._piece(token)))  # type: ignore[union-attr]
         if out:
@@ -435,6 +428,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 def _put_all(items: list[tuple[asyncio.Queue[object], list[object]]]) -> None:
     """On the event loop: queue each job's events of one step."""
-    for queue, events in items:
+    for events_queue, events in items:
         for event in events:
-            queue.put_nowait(event)
+            events_queue.put_nowait(event)
