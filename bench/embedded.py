@@ -165,78 +165,73 @@ class Raw:
         return Sample(count, last - start, first - start, text, -1)
 
 
-def api_generate(client: httpx.Client, url: str, messages: list[dict], max_tokens: int, seed: int) -> Sample:
-    """One streamed chat completion; the token count is the server's own usage chunk."""
-    body = {
+class _StreamReader:
+    """The SSE of one streamed completion, fed as raw bytes: text, token times and usage.
+
+    A lean reader (raw bytes, orjson): on a 2-core box the client's own CPU competes with decoding."""
+
+    def __init__(self, start: float) -> None:
+        self.start = self.first = self.last = start
+        self.parts: list[str] = []
+        self.usage: dict | None = None
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        *events, self._buffer = self._buffer.split(b"\n\n")
+        for event in events:
+            if not event.startswith(b"data: ") or event == b"data: [DONE]":
+                continue  # ": ping" comments; [DONE] is last anyway
+            obj = orjson.loads(event[6:])
+            if "error" in obj:
+                raise RuntimeError(f"stream error: {obj['error']}")
+            for choice in obj.get("choices") or ():
+                content = choice["delta"].get("content")
+                if content:
+                    self.last = time.perf_counter()
+                    if not self.parts:
+                        self.first = self.last
+                    self.parts.append(content)
+            if obj.get("usage"):
+                self.usage = obj["usage"]
+
+    def sample(self) -> Sample:
+        """The token count is the server's own usage chunk."""
+        if self.usage is None:
+            raise RuntimeError("no usage chunk in the stream (stream_options.include_usage ignored?)")
+        return Sample(self.usage["completion_tokens"], self.last - self.start, self.first - self.start,
+                      "".join(self.parts), self.usage["prompt_tokens"])
+
+
+def _stream_body(messages: list[dict], max_tokens: int, seed: int) -> dict:
+    return {
         "model": MODEL_ID, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
         "temperature": 0, "seed": seed, "max_tokens": max_tokens,
     }
-    parts: list[str] = []
-    usage: dict | None = None
-    start = time.perf_counter()
-    first = last = start
-    # A lean reader (raw bytes, orjson): on a 2-core box the client's own CPU competes with decoding.
-    with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}: {response.read().decode(errors='replace')}")
-        buffer = b""
-        for data in response.iter_raw():
-            buffer += data
-            *events, buffer = buffer.split(b"\n\n")
-            for event in events:
-                if not event.startswith(b"data: ") or event == b"data: [DONE]":
-                    continue  # ": ping" comments; [DONE] is last anyway
-                obj = orjson.loads(event[6:])
-                if "error" in obj:
-                    raise RuntimeError(f"stream error: {obj['error']}")
-                for choice in obj.get("choices") or ():
-                    content = choice["delta"].get("content")
-                    if content:
-                        last = time.perf_counter()
-                        if not parts:
-                            first = last
-                        parts.append(content)
-                if obj.get("usage"):
-                    usage = obj["usage"]
-    if usage is None:
-        raise RuntimeError("no usage chunk in the stream (stream_options.include_usage ignored?)")
-    return Sample(usage["completion_tokens"], last - start, first - start, "".join(parts), usage["prompt_tokens"])
+
+
+def api_generate(client: httpx.Client, url: str, messages: list[dict], max_tokens: int, seed: int) -> Sample:
+    """One streamed chat completion."""
+    reader = _StreamReader(time.perf_counter())
+    with client.stream("POST", url + "/v1/chat/completions", json=_stream_body(messages, max_tokens, seed)) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.read().decode(errors='replace')}")
+        for data in r.iter_raw():
+            reader.feed(data)
+    return reader.sample()
 
 
 async def api_generate_async(client: httpx.AsyncClient, url: str, messages: list[dict], max_tokens: int,
                              seed: int, start: float) -> Sample:
     """``api_generate`` for one of many concurrent streams; times count from the shared ``start``."""
-    body = {
-        "model": MODEL_ID, "messages": messages, "stream": True, "stream_options": {"include_usage": True},
-        "temperature": 0, "seed": seed, "max_tokens": max_tokens,
-    }
-    parts: list[str] = []
-    usage: dict | None = None
-    first = last = start
-    async with client.stream("POST", url + "/v1/chat/completions", json=body) as response:
-        if response.status_code != 200:
-            raise RuntimeError(f"HTTP {response.status_code}: {(await response.aread()).decode(errors='replace')}")
-        buffer = b""
-        async for data in response.aiter_raw():
-            buffer += data
-            *events, buffer = buffer.split(b"\n\n")
-            for event in events:
-                if not event.startswith(b"data: ") or event == b"data: [DONE]":
-                    continue
-                obj = orjson.loads(event[6:])
-                if "error" in obj:
-                    raise RuntimeError(f"stream error: {obj['error']}")
-                for choice in obj.get("choices") or ():
-                    if choice["delta"].get("content"):
-                        last = time.perf_counter()
-                        if not parts:
-                            first = last
-                        parts.append(choice["delta"]["content"])
-                if obj.get("usage"):
-                    usage = obj["usage"]
-    if usage is None:
-        raise RuntimeError("no usage chunk in the stream")
-    return Sample(usage["completion_tokens"], last - start, first - start, "".join(parts), usage["prompt_tokens"])
+    reader = _StreamReader(start)
+    async with client.stream("POST", url + "/v1/chat/completions",
+                             json=_stream_body(messages, max_tokens, seed)) as r:
+        if r.status_code != 200:
+            raise RuntimeError(f"HTTP {r.status_code}: {(await r.aread()).decode(errors='replace')}")
+        async for data in r.aiter_raw():
+            reader.feed(data)
+    return reader.sample()
 
 
 async def api_level(url: str, streams: int, max_tokens: int, seed: int) -> dict:
