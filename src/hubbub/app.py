@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub import __version__
@@ -19,7 +20,7 @@ from hubbub.auth import Authenticator
 from hubbub.idempotency import IdempotencyStore, build_store
 from hubbub.limits import Limiter, MemoryLimits, Quota, RedisLimits
 from hubbub.metrics import Metrics, counter, gauge
-from hubbub.middleware import RequestMiddleware
+from hubbub.middleware import DirectRoutes, RequestMiddleware
 from hubbub.providers.base import Provider
 from hubbub.providers.registry import ModelRegistry
 from hubbub.rag.service import RagService, build_embedder
@@ -157,6 +158,28 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
                      keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(settings), rag=rag)
 
 
+class HubbubApp(FastAPI):
+    """FastAPI with hubbub's edge outside its middleware stack: ``RequestMiddleware`` (request id,
+    access line, request count) around ``DirectRoutes`` (the routes served without the framework's
+    per-request work), then FastAPI's own stack for everything else."""
+
+    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.metrics = metrics
+        self.direct_routes: dict[tuple[str, str], Any] = {}
+
+    def include(self, router: APIRouter, prefix: str = "") -> None:
+        """``include_router``, noting the router's direct routes (``dialects/routing.py``)."""
+        self.include_router(router, prefix=prefix)
+        for route in router.routes:
+            if getattr(route, "direct", None) is not None and "{" not in route.path:
+                for method in route.methods:
+                    self.direct_routes[(method, prefix + route.path)] = route
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMiddleware(DirectRoutes(super().build_middleware_stack(), self.direct_routes), self.metrics)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -191,7 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await container.limiter.aclose()
             await container.engine.dispose()
 
-    app = FastAPI(
+    app = HubbubApp(
+        metrics=metrics,
         title="hubbub",
         version=__version__,
         summary="A self-hosted chat API server: one core, five HTTP dialects.",
@@ -199,7 +223,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.add_middleware(RequestMiddleware, metrics=metrics)
 
     from hubbub import channels_api, ops
     from hubbub.dialects import admin, dispatch
@@ -210,21 +233,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hubbub.dialects.conversations import router as conversations
     from hubbub.dialects.openai import router as openai
 
-    app.include_router(ops.router)
-    app.include_router(openai.router)
-    app.include_router(bento.router, prefix=settings.bento_prefix)
-    app.include_router(dispatch.router)
-    app.include_router(builder.router)
-    app.include_router(builder_ws.router)
-    app.include_router(conversations.router)
-    app.include_router(bots.router)
-    app.include_router(admin.keys_router)
-    app.include_router(admin.usage_router)
-    app.include_router(channels_api.router)
+    app.include(ops.router)
+    app.include(openai.router)
+    app.include(bento.router, prefix=settings.bento_prefix)
+    app.include(dispatch.router)
+    app.include(builder.router)
+    app.include(builder_ws.router)
+    app.include(conversations.router)
+    app.include(bots.router)
+    app.include(admin.keys_router)
+    app.include(admin.usage_router)
+    app.include(channels_api.router)
     from hubbub.dialects.documents import router as documents
 
-    app.include_router(documents.router)
+    app.include(documents.router)
     from hubbub.web import router as web
 
-    app.include_router(web.router)  # `/` and `/static/...`: the chat page (docs/web.md)
+    app.include(web.router)  # `/` and `/static/...`: the chat page (docs/web.md)
     return app

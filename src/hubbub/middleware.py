@@ -1,7 +1,9 @@
-"""The one pure-ASGI middleware (no BaseHTTPMiddleware: it buffers and slows streams).
+"""The edge of the app: pure ASGI (no BaseHTTPMiddleware: it buffers and slows streams).
 
-One layer, not one per concern: every layer wraps ``send``, and a stream calls ``send``
-once per event, so each layer costs a coroutine call per token of every open stream.
+``RequestMiddleware`` is one layer, not one per concern: every layer wraps ``send``, and
+a stream calls ``send`` once per event, so each layer costs a coroutine call per token of
+every open stream. Inside it, ``DirectRoutes`` serves the routes whose endpoint needs
+nothing from the framework (``dialects/routing.py``) before Starlette's own layers.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import logging
 import time
 import uuid
 
+from typing import Any, Awaitable, Callable
+
+from starlette._utils import get_route_path
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hubbub.logs import request_id
@@ -73,3 +80,25 @@ class RequestMiddleware:
         # Reset only on success: when the app raised, the server logs the error next, in this same
         # task, and that line should carry the id too (each request runs in a task of its own).
         request_id.reset(token)
+
+
+class DirectRoutes:
+    """Exact paths (no path parameters) whose route has a ``direct`` handler, a function from the
+    request to the response that already admits, limits the body and renders every error in its
+    dialect's shape. They skip Starlette's middleware (server errors, exceptions, exit stacks),
+    FastAPI's router walk and its request handler; everything else goes on to ``app``."""
+
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], Any]) -> None:
+        self.app = app
+        self.routes = routes  # (method, path) -> a route with ``direct``
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self.routes.get((scope["method"], get_route_path(scope)))
+            if route is not None:
+                scope["route"], scope["endpoint"], scope["path_params"] = route, route.endpoint, {}
+                handler: Callable[[Request], Awaitable[Response]] = route.direct
+                response = await handler(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -158,6 +158,27 @@ async def test_malformed_json_gets_openai_400(client):
     assert r.json()["error"]["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "param"),
+    [
+        (b"", "application/json", "body"),  # no body at all
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}', "text/plain", "body"),  # not JSON's type
+        (b"[1, 2]", "application/json", "body"),  # JSON, but not an object
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}', None, "n"),  # no type: JSON
+        (b"\xff\xfe{", "application/json", None),  # not UTF-8
+    ],
+)
+async def test_body_edge_cases_get_openai_400(client, content, content_type, param):
+    """The endpoint reads its own body (the fast path, dialects/routing.py): FastAPI's rules, our shape."""
+    headers = {"content-type": content_type} if content_type else {}
+    r = await client.post("/v1/chat/completions", content=content, headers=headers)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert err["param"] == param
+    assert r.headers["x-request-id"]
+
+
 async def test_unknown_model_is_404_model_not_found(client):
     r = await client.post("/v1/chat/completions", json={"model": "gpt-9", "messages": HELLO})
     assert r.status_code == 404

@@ -23,7 +23,7 @@ from hubbub.dialects.builder.protocol import BuilderChatRequest
 from hubbub.dialects.conversations import adapter as conversations_adapter
 from hubbub.dialects.conversations import router as conversations
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.dialects.routing import admit, dialect_router
+from hubbub.dialects.routing import admit, body_doc, dialect_router
 from hubbub.errors import FieldProblem, InvalidRequest
 
 _RENDERERS = {"builder": builder_adapter.render_error, "conversations": conversations_adapter.render_error}
@@ -32,29 +32,6 @@ _RENDERERS = {"builder": builder_adapter.render_error, "conversations": conversa
 def render_error(exc: Exception, request: Request) -> Response:
     """Errors in the shape of the dialect the body was dispatched to (builder until then)."""
     return _RENDERERS[getattr(request.state, "dialect", "builder")](exc, request)
-
-
-def _inline(model: type[BaseModel]) -> dict[str, Any]:
-    """``model``'s JSON schema with its ``$defs`` inlined, to embed in the OpenAPI request body."""
-    schema = model.model_json_schema()
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return walk(defs[ref.rsplit("/", 1)[1]])
-            return {key: walk(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [walk(value) for value in node]
-        return node
-
-    return walk(schema)
-
-
-def _request_body_doc() -> dict[str, Any]:
-    schema = {"anyOf": [_inline(BuilderChatRequest), _inline(ConversationChatRequest)]}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -89,7 +66,7 @@ def _validate(model: type[BaseModel], payload: dict[str, Any]) -> Any:
 @router.post(
     "/api/chat",
     summary="Chat: `messages` → builder (SSE), `message` → conversations (JSON)",
-    openapi_extra=_request_body_doc(),
+    openapi_extra=body_doc(BuilderChatRequest, ConversationChatRequest),
     responses=_RESPONSES,
 )
 async def chat(request: Request) -> Response:

@@ -5,20 +5,23 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from hubbub.core.service import ChatRequest, bot_params
-from hubbub.dialects.deps import AppSettings, Owner, Service
+from hubbub.dialects.deps import Service
 from hubbub.dialects.documents.adapter import sources_json
 from hubbub.dialects.openai import adapter
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
-from hubbub.dialects.routing import dialect_router, request_id
+from hubbub.dialects.routing import body_doc, dialect_router, json_body, request_id
 from hubbub.dialects.sse import SSEResponse
 
 router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"], idempotent=True)
 
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
-async def chat_completions(
-    body: ChatCompletionRequest, request: Request, service: Service, settings: AppSettings, owner: Owner
-) -> Response:
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)",
+             openapi_extra=body_doc(ChatCompletionRequest))
+async def chat_completions(request: Request) -> Response:
+    # Only the request: the hottest path skips FastAPI's per-request work (dialects/routing.py).
+    body = json_body(request, ChatCompletionRequest)
+    container = request.app.state.container
+    service, owner = container.service, getattr(request.state, "owner", None)
     params, explicit = adapter.to_params(body)
     bot = await service.bot(body.model[1:], owner) if body.model.startswith("@") else None
     chat = ChatRequest(
@@ -37,7 +40,7 @@ async def chat_completions(
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         return SSEResponse(adapter.chunk_stream(generation, body.model, include_usage, extra),
-                           settings.sse_ping_seconds)
+                           container.settings.sse_ping_seconds)
     await generation.collect()
     body_out = {**adapter.completion_body(generation, body.model), **extra}
     return Response(adapter.dumps(body_out), media_type="application/json")
