@@ -31,6 +31,9 @@ class Metrics:
         self.tps = Histogram("hubbub_tokens_per_second", "Decoding speed of each generation", ["model"],
                              buckets=_TPS_BUCKETS, registry=self.registry)
         self.active_streams = 0
+        # Labelled children, looked up once per label set (``labels()`` takes a lock and builds
+        # a key on every call; these are counted on every request).
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._live: list[Callable[[], Iterable[Any]]] = []
         self.registry.register(_LiveCollector(self))
 
@@ -38,14 +41,24 @@ class Metrics:
         """Register a function yielding metric families at scrape time."""
         self._live.append(collect)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def count_request(self, method: str, route: str, status: int) -> None:
+        self._child(self.requests, method, route, str(status)).inc()
+
     def observe_generation(self, model: str, started: float, first_token: float | None, ended: float,
                            completion_tokens: int, reason: str | None) -> None:
-        self.generations.labels(model, reason or "unknown").inc()
-        self.tokens.labels(model).inc(completion_tokens)
+        self._child(self.generations, model, reason or "unknown").inc()
+        self._child(self.tokens, model).inc(completion_tokens)
         if first_token is not None:
-            self.ttft.labels(model).observe(first_token - started)
+            self._child(self.ttft, model).observe(first_token - started)
             if completion_tokens > 1 and ended > first_token:
-                self.tps.labels(model).observe((completion_tokens - 1) / (ended - first_token))
+                self._child(self.tps, model).observe((completion_tokens - 1) / (ended - first_token))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

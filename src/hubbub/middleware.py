@@ -9,8 +9,8 @@ nothing from the framework (``dialects/routing.py``) before Starlette's own laye
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 
 from typing import Any, Awaitable, Callable
 
@@ -52,7 +52,7 @@ class RequestMiddleware:
                 if 0 < len(candidate) <= 128 and candidate.isprintable():
                     rid = candidate
                 break
-        rid = rid or uuid.uuid4().hex
+        rid = rid or os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = rid
         header = (b"x-request-id", rid.encode("latin-1"))
         status = 500  # what the client gets when the app fails before it answers
@@ -71,7 +71,7 @@ class RequestMiddleware:
             method = scope["method"]
             route = scope.get("route")
             template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.count_request(method, template, status)
             if access_log.isEnabledFor(logging.INFO):
                 duration = round((time.perf_counter() - started) * 1000, 1)
                 path = scope["path"]  # never the query string: it may hold secrets

@@ -110,11 +110,19 @@ class Generation:
             self._first = await anext(self._events)
         except StopAsyncIteration:
             self._first = None
+        except Exception as exc:
+            await self._close()
+            failure = _provider_failure(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         except BaseException:
             await self._close()
             raise
 
     async def __aiter__(self) -> AsyncIterator[ProviderEvent]:
+        # The provider's events, with what ``guarded`` does done here: one generator less on
+        # the path of every token.
         try:
             if self._first is not None:
                 first, self._first = self._first, None
@@ -123,6 +131,11 @@ class Generation:
             async for event in self._events:
                 self._track(event)
                 yield event
+        except Exception as exc:
+            failure = _provider_failure(exc)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             await self._close()
 
@@ -306,7 +319,7 @@ class ChatService:
         if params.max_tokens is None or params.max_tokens > room:
             params = replace(params, max_tokens=room)
         provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params)
-        events = guarded(entry.provider.stream(provider_request))
+        events = entry.provider.stream(provider_request)  # Generation maps its failures (see ``guarded``)
         generation = Generation(self, entry, request, events, prompt_tokens)
         generation.sources = sources
         await generation.prime()
@@ -333,15 +346,24 @@ class ChatService:
         return generation
 
 
+def _provider_failure(exc: Exception) -> HubbubError:
+    """A provider's failure as the core's error: its own ``HubbubError``, or for anything
+    unexpected an ``UpstreamError`` (logged with its traceback), never a bare 500."""
+    if isinstance(exc, HubbubError):
+        return exc
+    log.error("provider failed", exc_info=exc)
+    return UpstreamError("Model error", details=type(exc).__name__)
+
+
 async def guarded(events: AsyncIterator[ProviderEvent]) -> AsyncIterator[ProviderEvent]:
     """Turn any unexpected provider failure into ``UpstreamError``, never a bare 500."""
     try:
         async for event in events:
             yield event
-    except HubbubError:
-        raise
     except Exception as exc:
-        log.exception("provider failed")
-        raise UpstreamError("Model error", details=type(exc).__name__) from exc
+        failure = _provider_failure(exc)
+        if failure is exc:
+            raise
+        raise failure from exc
     finally:
         await events.aclose()  # type: ignore[attr-defined]

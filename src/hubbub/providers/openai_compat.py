@@ -1,22 +1,20 @@
 """A provider for any OpenAI-compatible ``/chat/completions`` endpoint.
 
 OpenRouter, vLLM, Ollama, llama.cpp's servers, LM Studio, OpenAI itself: one
-``aiohttp.ClientSession`` (one connection pool) per configured provider, streaming by
-default. Text comes from ``choices[0].delta.content``; usage from the upstream's final
-chunk (we ask for it with ``stream_options.include_usage``), else estimated: the prompt
-with ``faults.estimate_prompt_tokens`` and the answer as one token per content chunk
+connection pool (``http1.Pool``) per configured provider, streaming by default. Text
+comes from ``choices[0].delta.content``; usage from the upstream's final chunk (we ask
+for it with ``stream_options.include_usage``), else estimated: the prompt with
+``faults.estimate_prompt_tokens`` and the answer as one token per content chunk
 (servers stream about one token per chunk).
 
-Why aiohttp and not httpx (which the rest of hubbub uses for its own few calls): this is
-the hot path of every upstream request, and httpx costs about 1 ms of CPU per request on
-its own, more under concurrency (its pool scans every connection, polling each idle one,
-for every request); aiohttp, with its C parser and a plain asyncio transport, about a
-fifth of that (``bench/overhead.py`` measures the whole path). It also closes an
-unfinished response synchronously, so the upstream is read right in the request's task:
-closing the iterator (``aclose()``, task cancellation) closes the connection at once, and
-the upstream sees the disconnect and can stop generating (no ``pump.py`` task needed).
-Like httpx it honours ``HTTP(S)_PROXY``/``NO_PROXY`` (read once, at start) and
-``SSL_CERT_FILE``, and verifies TLS against certifi's bundle.
+This is the hot path of every upstream request, hence hubbub's own small HTTP/1.1
+client (``http1.py``; httpx cost ~1 ms of CPU per request here, aiohttp ~0.3 ms, this
+one ~0.09 ms). An unfinished response is closed synchronously, so the upstream is read
+right in the request's task: closing the iterator (``aclose()``, task cancellation)
+closes the connection at once, and the upstream sees the disconnect and can stop
+generating (no ``pump.py`` task needed). Like httpx it honours ``HTTP(S)_PROXY`` /
+``NO_PROXY`` (read once, at start) and ``SSL_CERT_FILE``, and verifies TLS against
+certifi's bundle.
 """
 
 from __future__ import annotations
@@ -24,14 +22,18 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import urllib.request
 from typing import Any, AsyncIterator
+from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
+
+from hubbub import __version__
 
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
 from hubbub.core.types import FinishReason, Message, ProviderRequest, Usage
 from hubbub.errors import HubbubError
+from hubbub.providers.http1 import HTTPFailure, Pool, Response
 from hubbub.providers.faults import (
     UpstreamUnavailable,
     error_message,
@@ -102,28 +104,21 @@ class OpenAICompatProvider:
             headers["Authorization"] = f"Bearer {api_key}"
         headers["Content-Type"] = "application/json"
         self._headers = headers
-        self._proxy, self._proxy_auth = _env_proxy(self._url)
-        self._session: aiohttp.ClientSession | None = None  # made in the event loop, on first use
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            # No read timeout here: the channel router bounds the wait for every event with the
-            # channel's own ``timeout``, which also covers the time to the first token.
-            # ``connect`` covers waiting for a pooled connection too (httpx's pool timeout).
-            connect = self.config.connect_timeout
-            connector = aiohttp.TCPConnector(
-                limit=self.config.max_connections,
-                keepalive_timeout=_KEEPALIVE_SECONDS,
-                ssl=_ssl_context() if self._url.startswith("https:") else True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect),
-                # Not trust_env: it re-reads the proxy variables and ~/.netrc in a worker thread on
-                # every request; the proxy is looked up once instead (``_env_proxy``).
-                trust_env=False,
-            )
-        return self._session
+        parts = urlsplit(self._url)
+        self._path = parts.path + (f"?{parts.query}" if parts.query else "")
+        origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        # No read timeout here: the channel router bounds the wait for every event with the
+        # channel's own ``timeout``, which also covers the time to the first token.
+        # ``connect_timeout`` covers waiting for a free connection too (httpx's pool timeout).
+        self._pool = Pool(
+            origin,
+            max_connections=config.max_connections,
+            connect_timeout=config.connect_timeout,
+            keepalive=_KEEPALIVE_SECONDS,
+            ssl_context=_ssl_context() if origin.startswith("https:") else None,
+            proxy=_env_proxy(self._url),
+            user_agent=f"hubbub/{__version__}",
+        )
 
     async def count_tokens(self, messages: list[Message], model: str = "") -> int:
         return estimate_prompt_tokens(messages)
@@ -136,37 +131,75 @@ class OpenAICompatProvider:
         # and this body lives as long as the stream (4 KB per open stream, measured; bench/streams.py).
         body = bytes(memoryview(orjson.dumps(request_body(request, self.config, self.config.stream))))
         try:
-            response = await self._client().post(self._url, data=body, headers=self._headers,
-                                                 proxy=self._proxy, proxy_auth=self._proxy_auth)
-        except TimeoutError as exc:
-            raise UpstreamUnavailable("timeout", f"{self.name}: {type(exc).__name__}") from None
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnavailable("connect", f"{self.name}: {type(exc).__name__}") from None
+            response = await self._pool.request("POST", self._path, body, self._headers)
+        except HTTPFailure as exc:
+            kind = "timeout" if exc.kind == "timeout" else "connect"
+            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
         try:
             if response.status >= 400:
                 raise await self._status_error(response)
-            if self.config.stream:
-                async for event in self._events(response, request):
-                    yield event
-            else:
+            if not self.config.stream:
                 for event in await self._whole(response, request):
                     yield event
-        except TimeoutError as exc:
-            raise UpstreamUnavailable("timeout", f"{self.name}: {type(exc).__name__}") from None
-        except aiohttp.ClientError as exc:  # the connection broke while the answer was coming
-            raise UpstreamUnavailable("stream_broken", f"{self.name}: {type(exc).__name__}") from None
+                return
+            # Server-sent events, parsed here as the bytes come (no generator in between: each
+            # layer costs a resume per event on the path of every token).
+            usage: Usage | None = None
+            finish: FinishReason | None = None
+            chunks = 0
+            done = False
+            events = _SSEDecoder()
+            while not done:
+                received = await response.read_chunk()
+                if not received:
+                    break
+                texts: list[str] = []  # the text of this read, yielded together below
+                broken: UpstreamUnavailable | None = None
+                for payload in events.feed(received):
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    try:
+                        obj = _json(payload)
+                    except orjson.JSONDecodeError:
+                        broken = UpstreamUnavailable("stream_broken", f"{self.name}: unreadable stream chunk")
+                        break
+                    if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
+                        message, _ = error_message(obj)
+                        broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
+                        break
+                    for choice in (obj.get("choices") or ())[:1]:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            texts.append(text)
+                        if choice.get("finish_reason"):
+                            finish = _FINISH.get(choice["finish_reason"], "stop")
+                    if obj.get("usage"):
+                        usage = _usage(obj["usage"])
+                # Every text but the last of a read says ``more``: the next one is already here.
+                last = len(texts) - 1
+                for i, text in enumerate(texts):
+                    chunks += 1
+                    yield TextDelta(text, i < last)
+                if broken is not None:
+                    raise broken
+            if not done and finish is None:
+                # The body ended without [DONE] or a finish_reason: the connection was cut short.
+                raise UpstreamUnavailable("stream_broken",
+                                          f"{self.name}: the stream ended before the answer did")
+            if done and not response.at_eof:
+                await _drain(response)
+            yield UsageReport(usage or Usage(estimate_prompt_tokens(request.messages), chunks))
+            yield Finish(finish or "stop")
+        except HTTPFailure as exc:  # the connection broke while the answer was coming
+            raise UpstreamUnavailable("stream_broken", f"{self.name}: {exc.detail}") from None
         finally:
             # Synchronous, so a cancelled request cannot interrupt it: a response read to the end
             # gives its connection back to the pool, any other is closed here and now.
             response.release()
 
-    async def _status_error(self, response: aiohttp.ClientResponse) -> HubbubError:
-        raw = b""
-        while len(raw) <= _MAX_ERROR_BODY:
-            chunk = await response.content.readany()
-            if not chunk:
-                break
-            raw += chunk
+    async def _status_error(self, response: Response) -> HubbubError:
+        raw = await response.read(limit=_MAX_ERROR_BODY)
         try:
             body: Any = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -176,78 +209,7 @@ class OpenAICompatProvider:
         return from_status(response.status, scrub(message, self._key), code=code, retry_after=retry_after,
                            who=self.name)
 
-    async def _events(self, response: aiohttp.ClientResponse, request: ProviderRequest
-                      ) -> AsyncIterator[ProviderEvent]:
-        """Server-sent events, parsed from the bytes as they come (lines end in LF, CRLF or CR)."""
-        usage: Usage | None = None
-        finish: FinishReason | None = None
-        chunks = 0
-        done = False
-        data: list[bytes] = []
-        rest = b""  # an unfinished line
-        skip_lf = False  # the last bytes ended in CR: a LF right after it belongs to it
-        reader = response.content
-        while not done:
-            received = await reader.readany()
-            if not received:
-                break
-            if skip_lf:
-                skip_lf = False
-                if received.startswith(b"\n"):
-                    received = received[1:]
-            buf = rest + received if rest else received
-            if b"\r" in buf:
-                skip_lf = buf.endswith(b"\r")
-                buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            lines = buf.split(b"\n")
-            rest = lines.pop()
-            texts: list[str] = []  # the text of this read, yielded together below
-            broken: UpstreamUnavailable | None = None
-            for line in lines:
-                if line:
-                    if line.startswith(b"data:"):
-                        data.append(line[6:] if line.startswith(b"data: ") else line[5:])
-                    continue  # comments (": ping"), event:, id:, retry: lines carry nothing we use
-                if not data:
-                    continue
-                payload = data[0] if len(data) == 1 else b"\n".join(data)
-                data = []
-                if payload == b"[DONE]":
-                    done = True
-                    break
-                try:
-                    obj = _json(payload)
-                except orjson.JSONDecodeError:
-                    broken = UpstreamUnavailable("stream_broken", f"{self.name}: unreadable stream chunk")
-                    break
-                if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
-                    message, _ = error_message(obj)
-                    broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
-                    break
-                for choice in (obj.get("choices") or ())[:1]:
-                    text = (choice.get("delta") or {}).get("content")
-                    if text:
-                        texts.append(text)
-                    if choice.get("finish_reason"):
-                        finish = _FINISH.get(choice["finish_reason"], "stop")
-                if obj.get("usage"):
-                    usage = _usage(obj["usage"])
-            # Every text but the last of a read says ``more``: the next one is already here.
-            last = len(texts) - 1
-            for i, text in enumerate(texts):
-                chunks += 1
-                yield TextDelta(text, i < last)
-            if broken is not None:
-                raise broken
-        if not done and finish is None:
-            # The body ended without [DONE] or a finish_reason: the connection was cut short.
-            raise UpstreamUnavailable("stream_broken", f"{self.name}: the stream ended before the answer did")
-        if done and not reader.at_eof():
-            await _drain(reader)
-        yield UsageReport(usage or Usage(estimate_prompt_tokens(request.messages), chunks))
-        yield Finish(finish or "stop")
-
-    async def _whole(self, response: aiohttp.ClientResponse, request: ProviderRequest) -> list[ProviderEvent]:
+    async def _whole(self, response: Response, request: ProviderRequest) -> list[ProviderEvent]:
         raw = await response.read()
         try:
             obj = orjson.loads(raw)
@@ -261,11 +223,44 @@ class OpenAICompatProvider:
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self._pool.aclose()
 
 
-async def _drain(reader: aiohttp.StreamReader) -> None:
+class _SSEDecoder:
+    """The ``data`` of each server-sent event in the bytes fed to it (lines end in LF, CRLF or
+    CR; comments, ``event:``, ``id:`` and ``retry:`` lines carry nothing a chat stream needs)."""
+
+    __slots__ = ("_rest", "_data", "_skip_lf")
+
+    def __init__(self) -> None:
+        self._rest = b""  # an unfinished line
+        self._data: list[bytes] = []  # the data lines of the event being read
+        self._skip_lf = False  # the last bytes ended in CR: a LF right after it belongs to it
+
+    def feed(self, received: bytes) -> list[bytes]:
+        if self._skip_lf:
+            self._skip_lf = False
+            if received.startswith(b"\n"):
+                received = received[1:]
+        buf = self._rest + received if self._rest else received
+        if b"\r" in buf:
+            self._skip_lf = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = buf.split(b"\n")
+        self._rest = lines.pop()
+        out: list[bytes] = []
+        data = self._data
+        for line in lines:
+            if line:
+                if line.startswith(b"data:"):
+                    data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+            elif data:
+                out.append(data[0] if len(data) == 1 else b"\n".join(data))
+                data.clear()
+        return out
+
+
+async def _drain(response: Response) -> None:
     """Read what follows ``[DONE]`` (normally just the end of the chunked body, often already here).
 
     A connection goes back to the pool only when its response was read to the end; released
@@ -274,9 +269,9 @@ async def _drain(reader: aiohttp.StreamReader) -> None:
     """
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):
-            while await reader.readany():
+            while await response.read_chunk():
                 pass
-    except (TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, HTTPFailure):
         pass
 
 
@@ -288,16 +283,14 @@ def _json(payload: bytes) -> Any:
         return orjson.loads(payload.decode("utf-8", "replace"))
 
 
-def _env_proxy(url: str) -> tuple[str | None, aiohttp.BasicAuth | None]:
+def _env_proxy(url: str) -> str | None:
     """The proxy ``HTTP(S)_PROXY`` / ``NO_PROXY`` give for ``url`` (httpx's ``trust_env``), read once."""
-    from aiohttp.helpers import get_env_proxy_for_url
-    from yarl import URL
-
-    try:
-        proxy, auth = get_env_proxy_for_url(URL(url))
-    except LookupError:
-        return None, None
-    return str(proxy), auth
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def _ssl_context() -> ssl.SSLContext:

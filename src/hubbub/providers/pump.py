@@ -13,7 +13,7 @@ is closed at once. A small bounded queue keeps back-pressure (a slow client slow
 the upstream read instead of buffering the whole answer).
 
 Used by the Anthropic provider (its SDK runs on httpx). The OpenAI-compatible provider
-needs none of this: aiohttp closes an unfinished response synchronously.
+needs none of this: its client (``http1.py``) closes an unfinished response synchronously.
 """
 
 from __future__ import annotations

@@ -1,0 +1,271 @@
+"""The upstream HTTP/1.1 client (providers/http1.py) against real sockets: small asyncio
+servers that answer in the framings real upstreams use, a forward proxy (absolute-form
+and CONNECT), and TLS with a certificate made by ``openssl`` for the test."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import pytest
+
+from hubbub.providers.http1 import HTTPFailure, Pool
+
+Handler = Callable[[bytes, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Server:
+    """A raw HTTP server: reads each request (head and Content-Length body), hands it to ``handler``."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.closed = asyncio.Event()  # a client connection ended
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> "Server":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def origin(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{'localhost' if self.tls else '127.0.0.1'}:{self.port}"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length)
+                self.requests.append(head + body)
+                await self.handler(head + body, reader, writer)
+                if writer.is_closing():
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            self.closed.set()
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+def reply(body: bytes, *, status: str = "200 OK", headers: str = "") -> Handler:
+    async def handler(request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body)
+        await writer.drain()
+    return handler
+
+
+async def test_a_connection_is_kept_alive_and_reused():
+    server = await Server(reply(b"hello")).start()
+    pool = Pool(server.origin)
+    for _ in range(3):
+        with await pool.request("POST", "/v1/x", b"{}", {"Content-Type": "application/json"}) as response:
+            assert response.status == 200
+            assert await response.read() == b"hello"
+    assert server.connections == 1
+    head = server.requests[0].decode()
+    assert head.startswith("POST /v1/x HTTP/1.1\r\n")
+    assert f"Host: 127.0.0.1:{server.port}\r\n" in head and "Content-Length: 2\r\n" in head
+    await pool.aclose()
+    await server.stop()
+
+
+async def test_chunked_and_connection_framed_bodies_and_gzip():
+    async def chunked(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for part in (b"data: a\n\n", b"data: b\n\n"):
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async def until_close(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        await writer.drain()
+        writer.close()
+
+    packed = gzip.compress(b'{"ok": true}')
+    for handler, expected in ((chunked, b"data: a\n\ndata: b\n\n"), (until_close, b"all of it"),
+                              (reply(packed, headers="Content-Encoding: gzip\r\n"), b'{"ok": true}')):
+        server = await Server(handler).start()
+        pool = Pool(server.origin)
+        with await pool.request("POST", "/", b"") as response:
+            assert await response.read() == expected
+            assert response.at_eof
+        await pool.aclose()
+        await server.stop()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced_once():
+    async def answer_then_close(request, reader, writer):
+        # Keep-alive by the headers, then closed without a word: what a server does at its idle timeout.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await Server(answer_then_close).start()
+    pool = Pool(server.origin)
+    with await pool.request("POST", "/", b"1") as response:
+        assert await response.read() == b"ok"
+    await asyncio.sleep(0.2)  # the server has closed the pooled connection by now
+    with await pool.request("POST", "/", b"2") as response:
+        assert await response.read() == b"ok"
+    assert server.connections == 2
+    await pool.aclose()
+    await server.stop()
+
+
+async def test_releasing_an_unfinished_response_closes_the_connection_at_once():
+    async def endless(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+
+    server = await Server(endless).start()
+    pool = Pool(server.origin)
+    response = await pool.request("POST", "/", b"")
+    assert await response.read_chunk() == b"first"
+    response.release()
+    await asyncio.wait_for(server.closed.wait(), 0.1)
+    await pool.aclose()
+    await server.stop()
+
+
+async def test_failures_say_what_failed():
+    closed_port = Server(reply(b""))
+    await closed_port.start()
+    origin = closed_port.origin
+    await closed_port.stop()
+    await asyncio.sleep(0.05)
+    with pytest.raises(HTTPFailure) as refused:
+        await Pool(origin).request("POST", "/", b"")
+    assert refused.value.kind == "connect"
+
+    async def cut(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this")
+        await writer.drain()
+        writer.transport.abort()
+
+    async def garbage(request, reader, writer):
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+
+    for handler, kind in ((cut, "broken"), (garbage, "broken")):
+        server = await Server(handler).start()
+        pool = Pool(server.origin)
+        with pytest.raises(HTTPFailure) as failed:
+            with await pool.request("POST", "/", b"") as response:
+                await response.read()
+        assert failed.value.kind == kind
+        await pool.aclose()
+        await server.stop()
+
+
+async def test_waiting_for_a_free_connection_counts_against_the_connect_timeout():
+    async def slow(request, reader, writer):
+        await asyncio.sleep(1)
+        await reply(b"late")(request, reader, writer)
+
+    server = await Server(slow).start()
+    pool = Pool(server.origin, max_connections=1, connect_timeout=0.2)
+    busy = asyncio.ensure_future(pool.request("POST", "/", b""))
+    await asyncio.sleep(0.05)
+    with pytest.raises(HTTPFailure) as failed:
+        await pool.request("POST", "/", b"")
+    assert failed.value.kind == "timeout"
+    busy.cancel()
+    await pool.aclose()
+    await server.stop()
+
+
+class ForwardProxy:
+    """A forward proxy: absolute-form requests are relayed; ``CONNECT`` opens a tunnel."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    async def start(self) -> "ForwardProxy":
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://user:p%40ss@127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.seen.append(head)
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ")
+        if method == b"CONNECT":
+            host, port = target.decode().rsplit(":", 1)
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        else:
+            port = int(target.decode().split("/")[2].rsplit(":", 1)[1])
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+            up_writer.write(head)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer), return_exceptions=True)
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the TLS test")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+async def test_through_a_forward_proxy_plain_and_tls(tls_files):
+    proxy = await ForwardProxy().start()
+    plain = await Server(reply(b"plain")).start()
+    pool = Pool(plain.origin, proxy=proxy.url)
+    with await pool.request("POST", "/v1/chat/completions", b"{}") as response:
+        assert await response.read() == b"plain"
+    first = proxy.seen[-1].decode()
+    assert first.startswith(f"POST {plain.origin}/v1/chat/completions HTTP/1.1\r\n")
+    assert "Proxy-Authorization: Basic dXNlcjpwQHNz\r\n" in first  # user:p@ss
+    await pool.aclose()
+
+    cert, key = tls_files
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    secure = await Server(reply(b"secret"), tls=server_ctx).start()
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    direct = Pool(secure.origin, ssl_context=client_ctx)
+    with await direct.request("POST", "/", b"") as response:
+        assert await response.read() == b"secret"
+    await direct.aclose()
+    tunnelled = Pool(secure.origin, ssl_context=client_ctx, proxy=proxy.url)
+    with await tunnelled.request("POST", "/", b"") as response:
+        assert await response.read() == b"secret"
+    assert proxy.seen[-1].startswith(f"CONNECT localhost:{secure.port} HTTP/1.1\r\n".encode())
+    await tunnelled.aclose()
+    with pytest.raises(HTTPFailure) as untrusted:  # the default trust store does not know this certificate
+        await Pool(secure.origin).request("POST", "/", b"")
+    assert untrusted.value.kind == "connect"
+    await secure.stop()
+    await plain.stop()
