@@ -11,9 +11,10 @@ from hubbub.core.types import FinishReason, Usage
 @dataclass(frozen=True)
 class TextDelta:
     text: str
-    # More text is already here and follows at once (it came in the same read from an upstream):
-    # a dialect may hold this one back and write them together. A hint only; False is always safe.
-    more: bool = field(default=False, compare=False)
+    # How many of the upstream's chunks (about one token each) this text joins: an upstream
+    # provider makes one delta of the text that came in one read, so every layer above handles
+    # one event, and the client gets one frame, per read instead of per token.
+    tokens: int = field(default=1, compare=False)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,13 @@ DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
 
 
+class Last(bytes):
+    """A stream's last chunk: ``SSEResponse`` sends it together with the end of the body, in one
+    write (otherwise the end is a write, and a wake-up of the client, of its own)."""
+
+    __slots__ = ()
+
+
 def last_event_id(request: HTTPConnection) -> int | None:
     """The ``Last-Event-ID`` a reconnecting client sent, when it is one of our sequence numbers."""
     value = request.headers.get("last-event-id", "").strip()
@@ -70,11 +77,15 @@ class SSEResponse(StreamingResponse):
         stream = _Stream(send, self.ping_seconds)
         watcher = stream.loop.create_task(stream.watch(receive))
         try:
+            end = b""
             async for chunk in self.body_iterator:
+                if type(chunk) is Last:
+                    end = chunk
+                    break
                 await stream.send(chunk)
             stream.streaming = False
             await stream.finish()
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send({"type": "http.response.body", "body": bytes(end), "more_body": False})
         except asyncio.CancelledError:
             # The watcher cancelled us because the client left: the response simply ends, as
             # Starlette's does. Any other cancellation (shutdown) goes on up.

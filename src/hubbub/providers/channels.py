@@ -201,7 +201,7 @@ class ChannelRouter:
                             continue
                         if attempt.chunks == 0:
                             channel.health.first_token(time.monotonic() - started)
-                        attempt.chunks += 1
+                        attempt.chunks += event.tokens
                         yield event
                     elif isinstance(event, UsageReport):
                         attempt.usage = event.usage

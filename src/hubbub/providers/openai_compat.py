@@ -176,11 +176,9 @@ class OpenAICompatProvider:
                             finish = _FINISH.get(choice["finish_reason"], "stop")
                     if obj.get("usage"):
                         usage = _usage(obj["usage"])
-                # Every text but the last of a read says ``more``: the next one is already here.
-                last = len(texts) - 1
-                for i, text in enumerate(texts):
-                    chunks += 1
-                    yield TextDelta(text, i < last)
+                if texts:  # the text of one read is one delta (see ``TextDelta.tokens``)
+                    chunks += len(texts)
+                    yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts))
                 if broken is not None:
                     raise broken
             if not done and finish is None:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class UsageWriter:
-    def __init__(self, repo: UsageRepository, delay: float = 0.02, max_batch: int = 1000) -> None:
+    def __init__(self, repo: UsageRepository, delay: float = 0.1, max_batch: int = 1000) -> None:
         self._repo = repo
         self.delay = delay
         self.max_batch = max_batch

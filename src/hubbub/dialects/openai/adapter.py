@@ -16,7 +16,7 @@ from hubbub.core.service import Generation
 from hubbub.core.types import Message, ModelInfo, ResponseFormat, SamplingParams, Usage
 from hubbub.dialects.openai.protocol import ChatCompletionRequest, ChatMessageIn
 from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import DONE, frame
+from hubbub.dialects.sse import DONE, Last, frame
 from hubbub.dialects.validation import problems
 from hubbub.errors import (
     ContextTooLong,
@@ -120,9 +120,9 @@ async def chunk_stream(
     tail = b"}" + tail
 
     # Frames produced together go out as one write (a send is the costliest step of an event):
-    # the role chunk with the first token, which ``open_stream`` already awaited; tokens that
-    # came from the upstream in one read (``TextDelta.more``); the finish chunk with the usage
-    # chunk and [DONE] that follow it at once. The bytes are the same, only fewer writes.
+    # the role chunk with the first text, which ``open_stream`` already awaited; the finish chunk
+    # with the usage chunk and [DONE] that follow it at once. (Tokens that came from an upstream
+    # in one read are already one delta: ``TextDelta.tokens``.)
     role = chunk({"role": "assistant", "content": ""}, extra=first_extra)
     pending = role if gen.primed else b""
     if not pending:
@@ -132,10 +132,6 @@ async def chunk_stream(
         async for event in gen:
             if isinstance(event, TextDelta):
                 out = head + orjson.dumps(event.text) + tail
-                if event.more:
-                    pending += out
-                    first = False
-                    continue
             elif isinstance(event, Finish):
                 pending += chunk({}, _FINISH.get(event.reason, "stop"))  # the end follows at once
                 first = False
@@ -149,11 +145,11 @@ async def chunk_stream(
                 out, pending = pending + out, b""
             yield out
     except HubbubError as exc:
-        yield pending + frame(error_body(exc, None))
+        yield Last(pending + frame(error_body(exc, None)))
         return
     if include_usage:
         pending += frame({**base, "choices": [], "usage": usage_body(gen.usage)})
-    yield pending + DONE
+    yield Last(pending + DONE)
 
 
 def model_body(info: ModelInfo) -> dict[str, Any]:
