@@ -9,8 +9,9 @@ import gzip
 import shutil
 import ssl
 import subprocess
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -64,6 +65,18 @@ class Server:
         self.server.close()
 
 
+@asynccontextmanager
+async def served(handler: Handler, **pool_options: Any) -> AsyncIterator[tuple[Server, Pool]]:
+    """A ``Server`` running ``handler`` and a ``Pool`` to it, both closed afterwards."""
+    server = await Server(handler).start()
+    pool = Pool(server.origin, **pool_options)
+    try:
+        yield server, pool
+    finally:
+        await pool.aclose()
+        await server.stop()
+
+
 def reply(body: bytes, *, status: str = "200 OK", headers: str = "") -> Handler:
     async def handler(request: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n{headers}\r\n".encode() + body)
@@ -72,18 +85,15 @@ def reply(body: bytes, *, status: str = "200 OK", headers: str = "") -> Handler:
 
 
 async def test_a_connection_is_kept_alive_and_reused():
-    server = await Server(reply(b"hello")).start()
-    pool = Pool(server.origin)
-    for _ in range(3):
-        with await pool.request("POST", "/v1/x", b"{}", {"Content-Type": "application/json"}) as response:
-            assert response.status == 200
-            assert await response.read() == b"hello"
-    assert server.connections == 1
-    head = server.requests[0].decode()
-    assert head.startswith("POST /v1/x HTTP/1.1\r\n")
-    assert f"Host: 127.0.0.1:{server.port}\r\n" in head and "Content-Length: 2\r\n" in head
-    await pool.aclose()
-    await server.stop()
+    async with served(reply(b"hello")) as (server, pool):
+        for _ in range(3):
+            with await pool.request("POST", "/v1/x", b"{}", {"Content-Type": "application/json"}) as response:
+                assert response.status == 200
+                assert await response.read() == b"hello"
+        assert server.connections == 1
+        head = server.requests[0].decode()
+        assert head.startswith("POST /v1/x HTTP/1.1\r\n")
+        assert f"Host: 127.0.0.1:{server.port}\r\n" in head and "Content-Length: 2\r\n" in head
 
 
 async def test_chunked_and_connection_framed_bodies_and_gzip():
@@ -102,13 +112,10 @@ async def test_chunked_and_connection_framed_bodies_and_gzip():
     packed = gzip.compress(b'{"ok": true}')
     for handler, expected in ((chunked, b"data: a\n\ndata: b\n\n"), (until_close, b"all of it"),
                               (reply(packed, headers="Content-Encoding: gzip\r\n"), b'{"ok": true}')):
-        server = await Server(handler).start()
-        pool = Pool(server.origin)
-        with await pool.request("POST", "/", b"") as response:
-            assert await response.read() == expected
-            assert response.at_eof
-        await pool.aclose()
-        await server.stop()
+        async with served(handler) as (_, pool):
+            with await pool.request("POST", "/", b"") as response:
+                assert await response.read() == expected
+                assert response.at_eof
 
 
 async def test_an_idle_connection_the_server_closed_is_replaced_once():
@@ -119,16 +126,13 @@ async def test_an_idle_connection_the_server_closed_is_replaced_once():
         await asyncio.sleep(0.05)
         writer.close()
 
-    server = await Server(answer_then_close).start()
-    pool = Pool(server.origin)
-    with await pool.request("POST", "/", b"1") as response:
-        assert await response.read() == b"ok"
-    await asyncio.sleep(0.2)  # the server has closed the pooled connection by now
-    with await pool.request("POST", "/", b"2") as response:
-        assert await response.read() == b"ok"
-    assert server.connections == 2
-    await pool.aclose()
-    await server.stop()
+    async with served(answer_then_close) as (server, pool):
+        with await pool.request("POST", "/", b"1") as response:
+            assert await response.read() == b"ok"
+        await asyncio.sleep(0.2)  # the server has closed the pooled connection by now
+        with await pool.request("POST", "/", b"2") as response:
+            assert await response.read() == b"ok"
+        assert server.connections == 2
 
 
 async def test_releasing_an_unfinished_response_closes_the_connection_at_once():
@@ -137,14 +141,11 @@ async def test_releasing_an_unfinished_response_closes_the_connection_at_once():
         await writer.drain()
         await reader.read()  # until the client hangs up
 
-    server = await Server(endless).start()
-    pool = Pool(server.origin)
-    response = await pool.request("POST", "/", b"")
-    assert await response.read_chunk() == b"first"
-    response.release()
-    await asyncio.wait_for(server.closed.wait(), 0.1)
-    await pool.aclose()
-    await server.stop()
+    async with served(endless) as (server, pool):
+        response = await pool.request("POST", "/", b"")
+        assert await response.read_chunk() == b"first"
+        response.release()
+        await asyncio.wait_for(server.closed.wait(), 0.1)
 
 
 async def test_failures_say_what_failed():
@@ -167,14 +168,11 @@ async def test_failures_say_what_failed():
         await writer.drain()
 
     for handler, kind in ((cut, "broken"), (garbage, "broken")):
-        server = await Server(handler).start()
-        pool = Pool(server.origin)
-        with pytest.raises(HTTPFailure) as failed:
-            with await pool.request("POST", "/", b"") as response:
-                await response.read()
-        assert failed.value.kind == kind
-        await pool.aclose()
-        await server.stop()
+        async with served(handler) as (_, pool):
+            with pytest.raises(HTTPFailure) as failed:
+                with await pool.request("POST", "/", b"") as response:
+                    await response.read()
+            assert failed.value.kind == kind
 
 
 async def test_waiting_for_a_free_connection_counts_against_the_connect_timeout():
@@ -182,16 +180,13 @@ async def test_waiting_for_a_free_connection_counts_against_the_connect_timeout(
         await asyncio.sleep(1)
         await reply(b"late")(request, reader, writer)
 
-    server = await Server(slow).start()
-    pool = Pool(server.origin, max_connections=1, connect_timeout=0.2)
-    busy = asyncio.ensure_future(pool.request("POST", "/", b""))
-    await asyncio.sleep(0.05)
-    with pytest.raises(HTTPFailure) as failed:
-        await pool.request("POST", "/", b"")
-    assert failed.value.kind == "timeout"
-    busy.cancel()
-    await pool.aclose()
-    await server.stop()
+    async with served(slow, max_connections=1, connect_timeout=0.2) as (_, pool):
+        busy = asyncio.ensure_future(pool.request("POST", "/", b""))
+        await asyncio.sleep(0.05)
+        with pytest.raises(HTTPFailure) as failed:
+            await pool.request("POST", "/", b"")
+        assert failed.value.kind == "timeout"
+        busy.cancel()
 
 
 class ForwardProxy:

@@ -110,15 +110,11 @@ class Generation:
             self._first = await anext(self._events)
         except StopAsyncIteration:
             self._first = None
-        except Exception as exc:
+        except BaseException as exc:
             await self._close()
-            failure = _provider_failure(exc)
-            if failure is exc:
+            if isinstance(exc, HubbubError) or not isinstance(exc, Exception):
                 raise
-            raise failure from exc
-        except BaseException:
-            await self._close()
-            raise
+            raise _unexpected(exc) from exc
 
     async def __aiter__(self) -> AsyncIterator[ProviderEvent]:
         # The provider's events, with what ``guarded`` does done here: one generator less on
@@ -131,11 +127,10 @@ class Generation:
             async for event in self._events:
                 self._track(event)
                 yield event
+        except HubbubError:
+            raise
         except Exception as exc:
-            failure = _provider_failure(exc)
-            if failure is exc:
-                raise
-            raise failure from exc
+            raise _unexpected(exc) from exc
         finally:
             await self._close()
 
@@ -346,11 +341,9 @@ class ChatService:
         return generation
 
 
-def _provider_failure(exc: Exception) -> HubbubError:
-    """A provider's failure as the core's error: its own ``HubbubError``, or for anything
-    unexpected an ``UpstreamError`` (logged with its traceback), never a bare 500."""
-    if isinstance(exc, HubbubError):
-        return exc
+def _unexpected(exc: Exception) -> UpstreamError:
+    """A provider failure that is not a ``HubbubError``: logged with its traceback, and an
+    ``UpstreamError`` for the client, never a bare 500."""
     log.error("provider failed", exc_info=exc)
     return UpstreamError("Model error", details=type(exc).__name__)
 
@@ -360,10 +353,9 @@ async def guarded(events: AsyncIterator[ProviderEvent]) -> AsyncIterator[Provide
     try:
         async for event in events:
             yield event
+    except HubbubError:
+        raise
     except Exception as exc:
-        failure = _provider_failure(exc)
-        if failure is exc:
-            raise
-        raise failure from exc
+        raise _unexpected(exc) from exc
     finally:
         await events.aclose()  # type: ignore[attr-defined]

@@ -37,7 +37,7 @@ import collections
 import ssl
 import time
 import zlib
-from typing import Literal
+from typing import Callable, Literal
 from urllib.parse import unquote, urlsplit
 
 import httptools
@@ -142,13 +142,20 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def wait(self) -> None:
-        """Until something happens on the connection (data, the end, an error)."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
+    async def until(self, ready: Callable[[], bool], kind: FailureKind) -> None:
+        """Wait until ``ready()``; the connection's error, or a close first, raises (a close as
+        ``kind``: what a close means depends on how far the response got)."""
+        while not ready():
+            if self.error is not None:
+                raise self.error
+            if self.closed:
+                what = "while the response came" if kind == "broken" else "before the response"
+                raise HTTPFailure(kind, f"connection closed {what}")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     def send(self, data: bytes) -> None:
         self._start_response()
@@ -188,14 +195,10 @@ class Response:
         conn = self._conn
         if conn is None:
             return b""
-        while not conn.chunks:
-            if conn.complete:
+        if not conn.chunks:
+            await conn.until(lambda: bool(conn.chunks) or conn.complete, "broken")
+            if not conn.chunks:
                 return self._tail()
-            if conn.error is not None:
-                raise conn.error
-            if conn.closed:
-                raise HTTPFailure("broken", "connection closed while the response came")
-            await conn.wait()
         data = conn.take()
         return self._inflate.decompress(data) if self._inflate is not None else data
 
@@ -298,12 +301,7 @@ class Pool:
 
     async def _response(self, conn: _Connection) -> Response:
         try:
-            while not conn.headers_done:
-                if conn.error is not None:
-                    raise conn.error
-                if conn.closed:
-                    raise HTTPFailure("connect", "connection closed before the response")
-                await conn.wait()
+            await conn.until(lambda: conn.headers_done, "connect")
         except BaseException:
             self._discard(conn)
             raise
@@ -353,11 +351,11 @@ class Pool:
         auth = f"Proxy-Authorization: {proxy.authorization}\r\n" if proxy.authorization else ""
         target = f"{self.host}:{self.port}"
         tunnel.send(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{auth}\r\n".encode("latin-1"))
-        while not tunnel.headers_done:  # a CONNECT answer has no body: its headers are all of it
-            if tunnel.error is not None or tunnel.closed:
-                transport.close()
-                raise HTTPFailure("connect", "the proxy closed the connection")
-            await tunnel.wait()
+        try:  # a CONNECT answer has no body: its headers are all of it
+            await tunnel.until(lambda: tunnel.headers_done, "connect")
+        except HTTPFailure:
+            transport.close()
+            raise HTTPFailure("connect", "the proxy closed the connection") from None
         if not 200 <= tunnel.status < 300:
             transport.close()
             raise HTTPFailure("connect", f"the proxy refused the tunnel ({tunnel.status})")

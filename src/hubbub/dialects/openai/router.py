@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from hubbub.core.service import ChatRequest, bot_params
-from hubbub.dialects.deps import Service
+from hubbub.dialects.deps import Service, get_owner
 from hubbub.dialects.documents.adapter import sources_json
 from hubbub.dialects.openai import adapter
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
@@ -21,7 +21,7 @@ async def chat_completions(request: Request) -> Response:
     # Only the request: the hottest path skips FastAPI's per-request work (dialects/routing.py).
     body = json_body(request, ChatCompletionRequest)
     container = request.app.state.container
-    service, owner = container.service, getattr(request.state, "owner", None)
+    service, owner = container.service, get_owner(request)
     params, explicit = adapter.to_params(body)
     bot = await service.bot(body.model[1:], owner) if body.model.startswith("@") else None
     chat = ChatRequest(
