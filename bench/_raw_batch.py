@@ -22,7 +22,9 @@ class RawBatch:
         set_verbose(False)
         self.lc = lc
         self.n_seq = n_seq
-        self.model = _internals.LlamaModel(path_model=str(path), params=lc.llama_model_default_params(), verbose=False)
+        params = lc.llama_model_default_params()
+        params.use_extra_bufts = False  # as the embedded provider: AMX matmul crashes on batched steps
+        self.model = _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
         params = lc.llama_context_default_params()
         params.n_ctx = n_ctx * n_seq
         params.n_batch = params.n_ubatch = n_batch

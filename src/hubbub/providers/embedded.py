@@ -61,7 +61,11 @@ class EmbeddedModel:
         self.path = path
         set_verbose(False)  # llama.cpp's own log lines: errors only
         lc.llama_backend_init()
-        self._model = _internals.LlamaModel(path_model=str(path), params=lc.llama_model_default_params(), verbose=False)
+        model_params = lc.llama_model_default_params()
+        # No extra buffer types (AMX, CPU repacking): on CPUs with AMX, llama.cpp's AMX matmul crashes
+        # (SIGSEGV in ggml_backend_amx_mul_mat) on batched multi-sequence steps; see docs/architecture.md.
+        model_params.use_extra_bufts = False
+        self._model = _internals.LlamaModel(path_model=str(path), params=model_params, verbose=False)
         params = lc.llama_context_default_params()
         # One KV stream of n_ctx cells per sequence, and flash attention: with that layout a
         # sequence's arithmetic does not depend on its batch neighbours (batching.py says why).
