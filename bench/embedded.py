@@ -108,7 +108,19 @@ class Raw:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_threads=N_THREADS, verbose=False)
+        # As hubbub loads it: without llama.cpp's extra buffer types (its AMX matmul crashes on AMX CPUs).
+        default_params = llama_cpp.llama_cpp.llama_model_default_params
+
+        def params():  # noqa: ANN202
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
+        llama_cpp.llama_cpp.llama_model_default_params = params
+        try:
+            self.llm = Llama(model_path=str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_threads=N_THREADS, verbose=False)
+        finally:
+            llama_cpp.llama_cpp.llama_model_default_params = default_params
         meta = self.llm.metadata
         piece = lambda t: self.llm.detokenize([t], special=True).decode("utf-8", errors="ignore")  # noqa: E731
         # The GGUF's own chat template, rendered the way llama-cpp-python renders it by default.
