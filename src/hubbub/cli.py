@@ -136,7 +136,7 @@ def serve(args: argparse.Namespace) -> int:
     # A little longer than ``grace``: the drained turns' last events reach their clients before
     # uvicorn cancels whatever still runs (stateless streams get the same grace, plus this margin).
     # log_config=None: uvicorn's own lines go through the handler configured above (same format);
-    # its access log is off, the app logs one line per request with the request id (middleware.py).
+    # its access log is off, the app logs one line per request with the request id (http/middleware.py).
     Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                           log_config=None, access_log=False, timeout_graceful_shutdown=int(grace) + 2)).run()
     return 0

@@ -333,7 +333,7 @@ async def test_disconnect_frees_the_embedded_model(server, client):
 
 def test_stream_frames_are_compact_json():
     # The framing the seed's client parses: one JSON object per data line.
-    from hubbub.dialects.sse import frame
+    from hubbub.http.sse import frame
 
     assert frame({"content": "a\nb"}) == b'data: {"content":"a\\nb"}\n\n'
     assert json.loads(frame({"content": "é"})[6:]) == {"content": "é"}

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from hubbub.core.events import ChatCreated, Done, DslUpdate, ErrorEvent, PhaseChange, TextDelta
 from hubbub.core.types import Conversation, Message
 from hubbub.dialects.builder import adapter
-from hubbub.dialects.sse import frame
+from hubbub.http.sse import frame
 from hubbub.errors import (
     ChannelUnavailable,
     ContextTooLong,

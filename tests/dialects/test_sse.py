@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from hubbub.core.events import TextDelta
-from hubbub.dialects.sse import PING
+from hubbub.http.sse import PING
 from support import ScriptedProvider, register_scripted, start_server
 
 PING_SECONDS = 0.1

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from hubbub.errors import Conflict
-from hubbub.idempotency import Claim, MemoryIdempotencyStore
+from hubbub.http.idempotency import Claim, MemoryIdempotencyStore
 from support import ScriptedProvider, register_scripted, sse_events, start_server
 
 REPLY = "one two three four five six seven eight nine ten"
@@ -287,7 +287,7 @@ async def test_repeats_on_two_replicas_make_one_generation(replicas, url):
 
 @pytest.mark.redis
 async def test_redis_store_releases_and_replays(redis_url):
-    from hubbub.idempotency import RedisIdempotencyStore
+    from hubbub.http.idempotency import RedisIdempotencyStore
 
     store = RedisIdempotencyStore(redis_url, live_ttl=2)
     try:

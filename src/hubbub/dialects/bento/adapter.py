@@ -26,9 +26,9 @@ from hubbub.core.events import TextDelta
 from hubbub.core.service import Generation
 from hubbub.core.types import Message, ModelInfo, SamplingParams
 from hubbub.dialects.bento.protocol import BentoChatRequest
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import DONE, frame
-from hubbub.dialects.validation import problems
+from hubbub.http.routing import request_id
+from hubbub.http.sse import DONE, frame
+from hubbub.http.validation import problems
 from hubbub.errors import (
     ContextTooLong,
     Forbidden,

@@ -7,10 +7,10 @@ from fastapi import Request, Response
 from hubbub.core.service import ChatRequest
 from hubbub.dialects.bento import adapter
 from hubbub.dialects.bento.protocol import BentoChatRequest
-from hubbub.dialects.deps import AppSettings, Owner, Service
-from hubbub.dialects.documents.adapter import sources_header
-from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse
+from hubbub.http.deps import AppSettings, Owner, Service
+from hubbub.http.sources import sources_header
+from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.sse import SSEResponse
 
 router = dialect_router(adapter.render_error, tags=["bento"], idempotent=True)
 

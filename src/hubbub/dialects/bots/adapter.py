@@ -26,8 +26,8 @@ from hubbub.core.events import TextDelta
 from hubbub.core.service import Generation
 from hubbub.core.types import Bot
 from hubbub.dialects.bots.v1 import V1ValidationError
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import DONE, frame
+from hubbub.http.routing import request_id
+from hubbub.http.sse import DONE, frame
 from hubbub.errors import (
     HubbubError,
     InvalidRequest,

@@ -7,12 +7,12 @@ from fastapi.responses import JSONResponse
 
 from hubbub.core.service import ChatRequest, bot_params
 from hubbub.core.types import SamplingParams
-from hubbub.dialects.bots import adapter, admin, protocol
+from hubbub.dialects.bots import adapter, protocol
 from hubbub.dialects.bots.v1 import request_body
-from hubbub.dialects.deps import AppSettings, Owner, Service
-from hubbub.dialects.documents.adapter import sources_header
-from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse
+from hubbub.http.deps import AppSettings, Owner, Service
+from hubbub.http.sources import sources_header
+from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.sse import SSEResponse
 
 router = dialect_router(adapter.render_error, tags=["bots"], idempotent=True)
 
@@ -54,4 +54,3 @@ async def chat(request: Request, service: Service, settings: AppSettings, owner:
     return JSONResponse({"content": generation.text}, headers=headers)
 
 
-router.include_router(admin.router)

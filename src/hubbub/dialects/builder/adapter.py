@@ -14,9 +14,9 @@ from hubbub.core.ids import new_id
 from hubbub.core.turns import Turn, TurnOptions, TurnRunner
 from hubbub.core.types import Conversation, Message, SamplingParams, StoredMessage
 from hubbub.dialects.builder.protocol import BuilderChatRequest
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import frame
-from hubbub.dialects.validation import problems
+from hubbub.http.routing import request_id
+from hubbub.http.sse import frame
+from hubbub.http.validation import problems
 from hubbub.errors import (
     ChannelUnavailable,
     Conflict,
@@ -34,7 +34,7 @@ from hubbub.errors import (
 )
 
 if TYPE_CHECKING:
-    from hubbub.app import Container
+    from hubbub.container import Container
     from hubbub.storage.repositories import ConversationRepository
 
 KIND = "chat"

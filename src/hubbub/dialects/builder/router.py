@@ -1,7 +1,7 @@
 """The builder dialect (API.md §2): stored chats streamed as typed SSE events.
 
 ``POST /api/chat`` is shared with the conversations dialect, so it is routed by
-``dialects/dispatch.py``, which validates the body and calls ``send`` here.
+``hubbub/dispatch.py``, which validates the body and calls ``send`` here.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from hubbub.dialects.builder import adapter
 from hubbub.dialects.builder.protocol import BuilderChatRequest
-from hubbub.dialects.deps import get_container, get_owner
-from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse, last_event_id
+from hubbub.http.deps import get_container, get_owner
+from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.sse import SSEResponse, last_event_id
 from hubbub.errors import NotFound
 
 router = dialect_router(adapter.render_error, prefix="/api/chat", tags=["builder"])

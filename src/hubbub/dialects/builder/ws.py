@@ -35,11 +35,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hubbub.core.turns import Turn
 from hubbub.dialects.builder import adapter
 from hubbub.dialects.builder.protocol import CHAT_ID_PATTERN, BuilderChatRequest, BuilderMessage
-from hubbub.dialects.routing import admit
+from hubbub.http.routing import admit
 from hubbub.errors import FieldProblem, InvalidRequest, Unauthorized
 
 if TYPE_CHECKING:
-    from hubbub.app import Container
+    from hubbub.container import Container
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from hubbub.core.service import DEFAULT_BOT_SLUG, bot_params
 from hubbub.core.turns import Turn, TurnOptions, TurnRunner
 from hubbub.core.types import Conversation, Message, SamplingParams, StoredMessage, Usage
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import frame
-from hubbub.dialects.validation import problems
+from hubbub.http.routing import request_id
+from hubbub.http.sse import frame
+from hubbub.http.validation import problems
 from hubbub.errors import (
     ChannelUnavailable,
     Conflict,
@@ -35,7 +35,7 @@ from hubbub.errors import (
 )
 
 if TYPE_CHECKING:
-    from hubbub.app import Container
+    from hubbub.container import Container
 
 KIND = "conversation"
 

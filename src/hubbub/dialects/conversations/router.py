@@ -1,7 +1,7 @@
 """The conversations dialect (API.md §3): stored conversations per user, group and preset.
 
 ``POST /api/chat`` is shared with the builder dialect, so it is routed by
-``dialects/dispatch.py``, which validates the body and calls ``send`` here.
+``hubbub/dispatch.py``, which validates the body and calls ``send`` here.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from hubbub.core.turns import Turn
 from hubbub.core.types import Conversation
 from hubbub.dialects.conversations import adapter
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.dialects.deps import get_container, get_owner
-from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.sse import SSEResponse, last_event_id
+from hubbub.http.deps import get_container, get_owner
+from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.sse import SSEResponse, last_event_id
 from hubbub.errors import NotFound
 
 router = dialect_router(adapter.render_error, tags=["conversations"], idempotent=True)

@@ -15,9 +15,9 @@ from hubbub.core.ids import new_id
 from hubbub.core.service import Generation
 from hubbub.core.types import Message, ModelInfo, ResponseFormat, SamplingParams, Usage
 from hubbub.dialects.openai.protocol import ChatCompletionRequest, ChatMessageIn
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.sse import DONE, Last, frame
-from hubbub.dialects.validation import problems
+from hubbub.http.routing import request_id
+from hubbub.http.sse import DONE, Last, frame
+from hubbub.http.validation import problems
 from hubbub.errors import (
     ContextTooLong,
     HubbubError,

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from hubbub.core.service import ChatRequest, bot_params
-from hubbub.dialects.deps import Service, get_owner
-from hubbub.dialects.documents.adapter import sources_json
+from hubbub.http.deps import Service, get_owner
+from hubbub.http.sources import sources_json
 from hubbub.dialects.openai import adapter
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
-from hubbub.dialects.routing import body_doc, dialect_router, json_body, request_id
-from hubbub.dialects.sse import SSEResponse
+from hubbub.http.routing import body_doc, dialect_router, json_body, request_id
+from hubbub.http.sse import SSEResponse
 
 router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"], idempotent=True)
 
@@ -18,7 +18,7 @@ router = dialect_router(adapter.render_error, prefix="/v1", tags=["openai"], ide
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)",
              openapi_extra=body_doc(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
-    # Only the request: the hottest path skips FastAPI's per-request work (dialects/routing.py).
+    # Only the request: the hottest path skips FastAPI's per-request work (http/routing.py).
     body = json_body(request, ChatCompletionRequest)
     container = request.app.state.container
     service, owner = container.service, get_owner(request)

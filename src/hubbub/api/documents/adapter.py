@@ -9,16 +9,14 @@ API.md leaves the error shape open; this route uses the structured shape
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hubbub.core.types import Source
-from hubbub.dialects.routing import request_id
-from hubbub.dialects.validation import problems
+from hubbub.http.routing import request_id
+from hubbub.http.validation import problems
 from hubbub.errors import HubbubError, InvalidRequest, PayloadTooLarge, RateLimited
 from hubbub.rag.chunk import Chunk
 from hubbub.rag.store import DocumentInfo, Hit
@@ -63,14 +61,3 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def sources_json(sources: list[Source]) -> list[dict[str, str]]:
-    """The documents a RAG answer used, each once, best first: ``[{"documentId", "title"}]``."""
-    seen: dict[str, dict[str, str]] = {}
-    for source in sources:
-        seen.setdefault(source.document_id, {"documentId": source.document_id, "title": source.title})
-    return list(seen.values())
-
-
-def sources_header(sources: list[Source]) -> str:
-    """``X-Rag-Sources``: JSON, ASCII-only (non-ASCII titles as \\u escapes) so it is a valid header."""
-    return json.dumps(sources_json(sources), ensure_ascii=True, separators=(",", ":"))

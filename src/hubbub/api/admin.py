@@ -12,9 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from hubbub.dialects.deps import get_container
-from hubbub.dialects.routing import dialect_router, request_id
-from hubbub.dialects.validation import problems
+from hubbub.http.deps import get_container
+from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.validation import problems
 from hubbub.errors import HubbubError, NotFound, RateLimited, Unauthorized
 from hubbub.storage.keys import ApiKey
 

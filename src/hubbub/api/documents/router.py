@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from hubbub.dialects.deps import Owner
-from hubbub.dialects.documents import adapter
-from hubbub.dialects.documents.protocol import DocumentIn, SearchIn
-from hubbub.dialects.routing import dialect_router
+from hubbub.http.deps import Owner
+from hubbub.api.documents import adapter
+from hubbub.api.documents.protocol import DocumentIn, SearchIn
+from hubbub.http.routing import dialect_router
 from hubbub.errors import FieldProblem, InvalidRequest
 from hubbub.rag.service import RagService
 

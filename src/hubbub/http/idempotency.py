@@ -45,7 +45,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hubbub.dialects.sse import PING, SSEResponse, last_event_id
+from hubbub.http.sse import PING, SSEResponse, last_event_id
 from hubbub.errors import Conflict, FieldProblem, InvalidRequest, Unauthorized
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from hubbub.core.turns import TurnRunner
 from hubbub.settings import Settings
 
 if TYPE_CHECKING:
-    from hubbub.app import Container
+    from hubbub.container import Container
 
 
 def get_container(request: Request) -> "Container":

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi import Request
 
-from hubbub.dialects.admin import render_error
-from hubbub.dialects.routing import dialect_router
+from hubbub.api.admin import render_error
+from hubbub.http.routing import dialect_router
 from hubbub.providers.upstreams import routers
 
 router = dialect_router(render_error, prefix="/api", tags=["operations"], admin_only=True)

@@ -23,7 +23,7 @@ from hubbub.dialects.builder.protocol import BuilderChatRequest
 from hubbub.dialects.conversations import adapter as conversations_adapter
 from hubbub.dialects.conversations import router as conversations
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.dialects.routing import admit, body_doc, dialect_router
+from hubbub.http.routing import admit, body_doc, dialect_router
 from hubbub.errors import FieldProblem, InvalidRequest
 
 _RENDERERS = {"builder": builder_adapter.render_error, "conversations": conversations_adapter.render_error}

@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
-from hubbub import idempotency
+from hubbub.http import idempotency
 from hubbub.auth import require_admin
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
 from hubbub.limits import KeyQuota, Quota, current_key
@@ -82,7 +82,7 @@ def dialect_router(
 
     ``admit_in_handler``: the handler calls ``admit`` itself (``POST /api/chat`` must first
     see the body to know which dialect's shape a 401 or 429 takes).
-    ``idempotent``: its POST routes honour ``Idempotency-Key`` (see ``hubbub.idempotency``)."""
+    ``idempotent``: its POST routes honour ``Idempotency-Key`` (see ``hubbub.http.idempotency``)."""
     class DialectRoute(APIRoute):
         direct: Handler | None = None  # set when the endpoint takes only the request (see module doc)
 

@@ -3,7 +3,7 @@
 ``RequestMiddleware`` is one layer, not one per concern: every layer wraps ``send``, and
 a stream calls ``send`` once per event, so each layer costs a coroutine call per token of
 every open stream. Inside it, ``DirectRoutes`` serves the routes whose endpoint needs
-nothing from the framework (``dialects/routing.py``) before Starlette's own layers.
+nothing from the framework (``http/routing.py``) before Starlette's own layers.
 """
 
 from __future__ import annotations

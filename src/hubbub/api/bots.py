@@ -16,8 +16,8 @@ from hubbub.core.service import DEFAULT_BOT_SLUG, ChatService
 from hubbub.core.types import Bot
 from hubbub.dialects.bots import adapter, protocol
 from hubbub.dialects.bots.v1 import V1ValidationError, error, request_body
-from hubbub.dialects.deps import Owner, Service
-from hubbub.dialects.routing import dialect_router
+from hubbub.http.deps import Owner, Service
+from hubbub.http.routing import dialect_router
 from hubbub.errors import Conflict, Forbidden, ModelNotFound
 
 router = dialect_router(adapter.render_error, prefix="/api/bots", tags=["bots"])
