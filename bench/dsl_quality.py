@@ -135,12 +135,13 @@ async def main() -> int:
     from hubbub.dsl.export import sql
     from hubbub.dsl.extractor import DslExtractor
     from hubbub.dsl.schema import Dsl
+    from hubbub.providers.base import Capabilities
     from hubbub.providers.registry import CatalogEntry
     from hubbub.settings import EMBEDDED_MODEL_ID, EmbeddedConfig
 
     if args.no_model:
         class _NoModel:
-            name, supports_json_schema = "none", False
+            name, capabilities = "none", Capabilities()
 
         provider: Any = _NoModel()
     else:

@@ -19,6 +19,7 @@ from hubbub.app import create_app
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
 from hubbub.core.types import Message, ModelInfo, ProviderRequest, Usage
 from hubbub.settings import Settings
+from hubbub.providers.base import Capabilities
 
 
 def free_port() -> int:
@@ -66,7 +67,8 @@ class ServerThread:
         self._thread.join(timeout=30)
 
 
-def start_server(tmp: Path, **overrides: Any) -> ServerThread:
+def start_server(tmp: Path, configure: Any = None, **overrides: Any) -> ServerThread:
+    """A real server; ``configure(app)``, if given, runs before it starts (e.g. to add middleware)."""
     settings = Settings(
         host="127.0.0.1",
         port=free_port(),
@@ -74,6 +76,8 @@ def start_server(tmp: Path, **overrides: Any) -> ServerThread:
         **overrides,
     )
     server = ServerThread(settings)
+    if configure is not None:
+        configure(server.app)
     loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
 
     original = server.app.router.lifespan_context
@@ -132,7 +136,7 @@ class ScriptedProvider:
     """Replies with exact text, one word per delta. For tests that need exact text only."""
 
     name = "scripted"
-    supports_json_schema = False
+    capabilities = Capabilities()
 
     def __init__(self, reply: str, delay: float = 0.0) -> None:
         self.reply = reply

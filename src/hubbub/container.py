@@ -6,6 +6,7 @@ piece only what it needs; the core never sees it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from hubbub.http.idempotency import IdempotencyStore, build_store
 from hubbub.limits import Limiter, MemoryLimits, Quota, RedisLimits
 from hubbub.metrics import Metrics, counter, gauge
 from hubbub.providers.base import Provider
+from hubbub.providers.kinds import provider_kinds
 from hubbub.providers.registry import ModelRegistry
+from hubbub.providers.upstreams import register_upstreams
 from hubbub.rag.service import RagService, build_embedder
 from hubbub.settings import EMBEDDED_MODEL_ID, Settings
 from hubbub.storage.db import create_engine, migrate
@@ -56,50 +59,33 @@ class Container:
 
 
 async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provider]]:
-    """The model catalog (the embedded model, its aliases, the channel-served upstream models)
-    and every provider it uses, each once (the app closes them at shutdown)."""
+    """The model catalog (each provider's built-in models, the ``[[models]]`` aliases of the
+    embedded model, the channel-served upstream models) and every provider it uses, each once
+    (the app closes them at shutdown). Every provider is made by its kind (``providers/kinds.py``)."""
     registry = ModelRegistry(settings.default_model)
-    embedded = None
+    embedded: Provider | None = None
     if settings.embedded.enabled:
-        from hubbub.providers.embedded import EmbeddedProvider
-
-        started = time.perf_counter()
-        embedded = await EmbeddedProvider.load(settings.embedded)
-        log.info(
-            "loaded embedded model %s from %s in %.2fs (context %d tokens)",
-            EMBEDDED_MODEL_ID,
-            embedded.model.path,
-            time.perf_counter() - started,
-            embedded.model.n_ctx,
-        )
-        registry.register(
-            ModelInfo(
-                id=EMBEDDED_MODEL_ID,
-                name="SmolLM2 135M Instruct (embedded)",
-                context_length=embedded.model.n_ctx,
-                owned_by="hubbub",
-                created=int(time.time()),
-            ),
-            embedded,
-        )
+        kind = provider_kinds()["embedded"]
+        embedded = await asyncio.to_thread(kind.build, settings.embedded, None)  # loads the weights
+        for info in kind.builtin_models(embedded):
+            registry.register(info, embedded)
     with_channels = {c.model for c in settings.channels}
     for model in settings.models:
         if model.provider == "embedded" and model.id not in with_channels:
             if embedded is None:
                 raise ValueError(f"model {model.id} uses the embedded provider, which is disabled")
+            n_ctx = registry.get(EMBEDDED_MODEL_ID).info.context_length
             registry.register(
                 ModelInfo(
                     id=model.id,
                     name=model.name or model.id,
-                    context_length=min(model.context_length or embedded.model.n_ctx, embedded.model.n_ctx),
+                    context_length=min(model.context_length or n_ctx, n_ctx),
                     pricing_prompt=model.pricing.prompt,
                     pricing_completion=model.pricing.completion,
                     created=int(time.time()),
                 ),
                 embedded,
             )
-    from hubbub.providers.upstreams import register_upstreams
-
     upstream = register_upstreams(settings, registry, embedded)
     return registry, [*([embedded] if embedded is not None else []), *upstream]
 

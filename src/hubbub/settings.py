@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,8 +52,11 @@ class ProviderConfig(BaseModel):
     variable that holds it.
     """
 
+    # Tables may carry options of their own kind: that kind's settings model validates them.
+    model_config = ConfigDict(extra="allow")
+
     name: str
-    type: Literal["openai", "anthropic"] = "openai"
+    type: str = "openai"  # a provider kind: "openai" or "anthropic" (providers/kinds.py)
     base_url: str | None = None  # default for anthropic: https://api.anthropic.com
     api_key_env: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
@@ -138,6 +141,8 @@ class Settings(BaseSettings):
     user_daily_tokens: int | None = None
     on_disconnect: Literal["continue", "stop"] = "continue"
     sse_ping_seconds: float = 15.0
+    # Serve the routes of http/fastpath.py from the edge (off: through FastAPI's router, same answers).
+    fast_path: bool = True
     shutdown_grace_seconds: float = 20.0
     flush_interval_seconds: float = 1.0
 

@@ -18,6 +18,7 @@ import pytest
 from hubbub.core.types import Conversation
 from hubbub.dsl.extractor import DslExtractor
 from hubbub.dsl.validate import WIRE_SCHEMA
+from hubbub.providers.base import Capabilities
 from support import ScriptedProvider, collect_sse, register_scripted
 
 CAP = 6
@@ -137,7 +138,7 @@ class StrongModel(ScriptedProvider):
     """An upstream-like model: replies with text, and with a JSON proposal when a schema is asked for."""
 
     name = "upstream"
-    supports_json_schema = True
+    capabilities = Capabilities(json_schema=True)
 
     def __init__(self, proposal: dict) -> None:
         super().__init__("Here is a model.")

@@ -1,6 +1,6 @@
 """The extractor's combination rules: who leads, what is kept, what is repaired (issue 7).
 
-A scripted provider with ``supports_json_schema`` stands in for a model where a
+A scripted provider with the ``json_schema`` capability stands in for a model where a
 test needs an exact proposal; the real embedded model is exercised in
 ``test_dsl_proposal.py`` and ``test_dsl_builder.py``.
 """
@@ -19,12 +19,13 @@ from hubbub.dsl.phase import readiness
 from hubbub.dsl.schema import Dsl, Field
 from hubbub.dsl.validate import problems
 from hubbub.providers.registry import CatalogEntry
+from hubbub.providers.base import Capabilities
 
 
 class JsonModel:
     """Answers every request with ``answer`` (JSON text), recording what it was asked."""
 
-    supports_json_schema = True
+    capabilities = Capabilities(json_schema=True)
 
     def __init__(self, answer: Any, name: str = "upstream") -> None:
         self.answer = answer if isinstance(answer, str) else json.dumps(answer)
@@ -171,7 +172,7 @@ def test_grounded_adoption_uses_entity_candidates():
 
 async def test_without_json_schema_support_no_model_request_is_made():
     class Plain(JsonModel):
-        supports_json_schema = False
+        capabilities = Capabilities()
 
     model = Plain(BLOG_PROPOSAL)
     result = await DslExtractor(None).extract(None, None, chat("A blog with posts and comments."), entry(model))  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ from hubbub.dsl.schema import Dsl, proposal_schema
 from hubbub.dsl.validate import problems
 from hubbub.providers.json_grammar import schema_to_gbnf
 from hubbub.settings import EMBEDDED_MODEL_ID
+from hubbub.providers.base import Capabilities
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -69,7 +70,7 @@ async def test_a_provider_failure_gives_no_proposal(server):
     from hubbub.providers.registry import CatalogEntry
 
     class Broken:
-        name, supports_json_schema = "broken", True
+        name, capabilities = "broken", Capabilities(json_schema=True)
 
         async def stream(self, request):  # noqa: ANN001
             raise UpstreamError("down")

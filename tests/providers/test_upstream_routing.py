@@ -21,6 +21,7 @@ from hubbub.providers.health import ChannelHealth
 from hubbub.providers.registry import ModelRegistry
 from hubbub.providers.upstreams import register_upstreams
 from hubbub.settings import FailoverConfig, Settings
+from hubbub.providers.base import Capabilities
 
 
 class Clock:
@@ -34,7 +35,7 @@ class Clock:
 class Flaky:
     """Sends ``texts`` then fails with ``error`` (or finishes when None)."""
 
-    supports_json_schema = False
+    capabilities = Capabilities(continues_answers=True)
 
     def __init__(self, name: str, texts: list[str], error: Exception | None = None) -> None:
         self.name = name
@@ -123,7 +124,7 @@ async def test_a_broken_stream_continues_on_the_next_channel_with_the_prefix():
 async def test_a_broken_stream_with_no_one_to_continue_is_an_error_after_the_text():
     a = Flaky("a", ["The"], UpstreamUnavailable("stream_broken", "cut"))
     b = Flaky("b", ["x"])
-    b.continues_answers = False
+    b.capabilities = Capabilities()  # cannot continue an answer
     router = _router(a, b)
     seen = []
     with pytest.raises(UpstreamError) as info:

@@ -140,3 +140,34 @@ async def test_usage_summary_per_model_and_day(engine):
     assert by_model["m2"]["totalTokens"] == 7
     assert await repo.summary(owner="other") == []
     assert await repo.count("r") == 3
+
+
+async def test_every_part_of_a_message_round_trips(engine):
+    """Typed parts are stored losslessly (issue 15); a text-only message stays text alone."""
+    from hubbub.core.types import ImagePart, ReasoningPart, TextPart, ToolCall, ToolResult
+
+    repo = ConversationRepository(engine)
+    conv = await repo.create(Conversation(id=new_id("conv_"), kind="conversation"))
+    parts = (
+        ReasoningPart("Let me think", signature="EqQBCkYIBxgCKkD/opaque==", redacted=None),
+        ReasoningPart(redacted="ErUBCkYIAxgCIkB+redacted"),
+        TextPart("Looking it up. "),
+        ToolCall("call_1", "get_weather", '{"city": "Oslo", "days": [1, 2]}'),
+    )
+    rows = [
+        StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role="user", content="Look: ",
+                      parts=(TextPart("Look: "), ImagePart("https://example.test/cat.png", "high"))),
+        StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role="assistant", content="Looking it up. ",
+                      parts=parts),
+        StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role="tool", content="",
+                      parts=(ToolResult("call_1", (TextPart("Sunny"),), is_error=True),)),
+        StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role="user", content="Thanks"),
+    ]
+    await repo.add_messages(conv.id, rows)
+    back = await repo.messages(conv.id)
+    assert [m.as_message() for m in back] == [m.as_message() for m in rows]
+    assert back[3].parts is None and back[3].as_message().parts == (TextPart("Thanks"),)
+    # A streaming answer's final parts are written with its final update.
+    await repo.update_message(back[3].id, content="Thanks", status="complete",
+                              parts=(TextPart("Thanks"), ToolCall("c2", "f", "{}")))
+    assert (await repo.messages(conv.id))[3].parts == (TextPart("Thanks"), ToolCall("c2", "f", "{}"))

@@ -1,4 +1,10 @@
-"""Typed events the core emits. Framing (SSE, WebSocket, JSON) is each dialect's job."""
+"""Typed events the core emits. Framing (SSE, WebSocket, JSON) is each dialect's job.
+
+A provider streams, in any interleaving: ``TextDelta``, ``ReasoningDelta`` and ``ToolCallDelta``
+(a call's first delta has its ``id`` and ``name``, later ones only argument fragments, as
+OpenAI streams them), then one ``UsageReport`` and one ``Finish``. Stored chats add
+``ChatCreated``, ``DslUpdate``, ``PhaseChange``, ``ErrorEvent`` and ``Done`` around them.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,26 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning; ``signature`` (Anthropic's, sent once at the end of a
+    thinking block) and ``redacted`` (a redacted_thinking block's data) are opaque."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """Part of the tool call number ``index`` of this answer (0, 1, … in the order they start)."""
+
+    index: int
+    id: str | None = None  # on a call's first delta
+    name: str | None = None  # on a call's first delta
+    arguments: str = ""  # a fragment of the JSON arguments
+
+
+@dataclass(frozen=True)
 class UsageReport:
     usage: Usage
 
@@ -25,6 +51,7 @@ class UsageReport:
 @dataclass(frozen=True)
 class Finish:
     reason: FinishReason
+    stop_sequence: str | None = None  # which of the request's stop strings ended it, when one did
 
 
 @dataclass(frozen=True)
@@ -58,5 +85,6 @@ class Done:
     usage: Usage = Usage()
 
 
-ProviderEvent = Union[TextDelta, UsageReport, Finish]
-Event = Union[TextDelta, UsageReport, Finish, ChatCreated, DslUpdate, PhaseChange, ErrorEvent, Done]
+ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish]
+Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, ChatCreated, DslUpdate, PhaseChange,
+              ErrorEvent, Done]

@@ -1,26 +1,32 @@
-"""ChatService: the one core every dialect calls.
+"""ChatService: the one generation pipeline every dialect goes through.
 
-Stateless chats (bento, bots, OpenAI) go through ``open_stream``/``complete``:
-the request is checked (model, context length) and the first event is awaited
-before a dialect commits to a 200, so early failures get proper statuses.
-Stored chats (builder, conversations) go through ``turns.TurnRunner``.
+    dialect ──► ChatRequest ──► prepare ──► generate ──► Generation ──► sink
+                                  │                           │          ├─ the response (stateless)
+                                  │                           │          └─ store + stream hub (turns.py)
+      limits, user quota, model or bot, bot prompt,      usage, metrics,
+      RAG, capabilities, fit the context (check or trim), cancellation
+      max_tokens default and cap
+
+``open_stream`` (bento, bots, OpenAI) prepares, generates and waits for the first event before
+a dialect commits to a 200, so early failures get proper statuses. A stored turn
+(``turns.TurnRunner``: builder, conversations) prepares with ``trim=True`` and reads the same
+``Generation`` into the store and the stream hub. So limits, usage, metrics and cancellation
+are written once, and are right for every dialect by construction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator
 
 from hubbub.core import grounding
-from hubbub.core.context import check_fits
-from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
-from hubbub.core.types import (
-    Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Source, Usage, UsageRecord,
-)
-from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
+from hubbub.core.capabilities import check_capabilities
+from hubbub.core.context import check_fits, completion_reserve, trim_to_fit
+from hubbub.core.generation import Generation
+from hubbub.core.types import Bot, Message, ModelInfo, ProviderRequest, SamplingParams, Source, Tools, UsageRecord
+from hubbub.errors import FieldProblem, InvalidRequest, NotFound
 from hubbub.metrics import Metrics
 from hubbub.limits import KeyQuota, Limiter, MemoryLimits, current_key
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
@@ -45,6 +51,21 @@ class ChatRequest:
     user_id: str | None = None  # the end user named in the request
     request_id: str | None = None
     rag: bool = False  # ground the answer in the owner's documents (API.md §6)
+    tools: Tools | None = None
+    # A stored turn's attribution (usage rows name the conversation and the assistant message).
+    conversation_id: str | None = None
+    message_id: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A request ready to generate: the model chosen, the prompt fitted, the parameters final."""
+
+    request: ChatRequest
+    entry: CatalogEntry
+    provider_request: ProviderRequest
+    prompt_tokens: int
+    sources: list[Source] = field(default_factory=list)
 
 
 def apply_bot(messages: list[Message], bot: Bot | None) -> list[Message]:
@@ -66,126 +87,6 @@ def bot_params(params: SamplingParams, bot: Bot | None, explicit: set[str]) -> S
     if bot.max_tokens is not None and "max_tokens" not in explicit:
         changes["max_tokens"] = bot.max_tokens
     return replace(params, **changes)
-
-
-class Generation:
-    """One running stateless generation: iterate it for events; it records its own usage."""
-
-    def __init__(
-        self,
-        service: "ChatService",
-        entry: CatalogEntry,
-        request: ChatRequest,
-        events: AsyncIterator[ProviderEvent],
-        prompt_tokens: int,
-    ) -> None:
-        self._service = service
-        self.entry = entry
-        self.model: ModelInfo = entry.info
-        self.request = request
-        self._events = events
-        self._first: ProviderEvent | None = None
-        self.prompt_tokens = prompt_tokens
-        self.text_parts: list[str] = []
-        self.usage: Usage | None = None
-        self.finish_reason: FinishReason | None = None
-        self.sources: list[Source] = []  # the passages put into the prompt (RAG), best first
-        self._recorded = False
-        self.started = time.monotonic()
-        self.first_token_at: float | None = None
-        service.metrics.active_streams += 1
-
-    @property
-    def text(self) -> str:
-        return "".join(self.text_parts)
-
-    @property
-    def primed(self) -> bool:
-        """The first event is here (``prime`` got one): iterating yields it without waiting."""
-        return self._first is not None
-
-    async def prime(self) -> None:
-        """Wait for the first event, so errors before any output raise here."""
-        try:
-            self._first = await anext(self._events)
-        except StopAsyncIteration:
-            self._first = None
-        except BaseException as exc:
-            await self._close()
-            if isinstance(exc, HubbubError) or not isinstance(exc, Exception):
-                raise
-            raise _unexpected(exc) from exc
-
-    async def __aiter__(self) -> AsyncIterator[ProviderEvent]:
-        # The provider's events, with what ``guarded`` does done here: one generator less on
-        # the path of every token.
-        try:
-            if self._first is not None:
-                first, self._first = self._first, None
-                self._track(first)
-                yield first
-            async for event in self._events:
-                self._track(event)
-                yield event
-        except HubbubError:
-            raise
-        except Exception as exc:
-            raise _unexpected(exc) from exc
-        finally:
-            await self._close()
-
-    def _track(self, event: ProviderEvent) -> None:
-        if isinstance(event, TextDelta):
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-            self.text_parts.append(event.text)
-        elif isinstance(event, UsageReport):
-            self.usage = event.usage
-        elif isinstance(event, Finish):
-            self.finish_reason = event.reason
-
-    async def _close(self) -> None:
-        await self._events.aclose()
-        if not self._recorded:
-            self._recorded = True
-            self._service.metrics.active_streams -= 1
-            self._ended = time.monotonic()
-            if self.usage is not None:
-                self._record(self.usage)  # the usual case: nothing to await, no task needed
-            else:
-                self._service.spawn(self._count_and_record())
-
-    async def _count_and_record(self) -> None:
-        """Disconnected before the provider reported: bill what was generated."""
-        completion = await self.entry.provider.count_text_tokens(self.text, self.entry.upstream_model)
-        self.usage = Usage(self.prompt_tokens, completion)
-        self._record(self.usage)
-
-    def _record(self, usage: Usage) -> None:
-        try:
-            self._record_now(usage)
-        except Exception:  # bookkeeping never breaks the answer it counts
-            log.exception("could not record a generation")
-
-    def _record_now(self, usage: Usage) -> None:
-        self._service.metrics.observe_generation(self.model.id, self.started, self.first_token_at, self._ended,
-                                                 usage.completion_tokens, self.finish_reason or "cancelled")
-        self._service.record_usage_soon(
-            UsageRecord(
-                model=self.model.id,
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost=self.model.cost(usage),
-                owner=self.request.owner,
-                user_id=self.request.user_id,
-                request_id=self.request.request_id,
-            )
-        )
-
-    async def collect(self) -> str:
-        async for _ in self:
-            pass
-        return self.text
 
 
 @dataclass(frozen=True)
@@ -297,26 +198,50 @@ class ChatService:
         except Exception:  # usage must never break a chat; it is logged for the operator
             log.exception("could not charge usage")
 
-    # -- stateless chats -------------------------------------------------------
+    # -- the pipeline -------------------------------------------------------------
 
-    async def open_stream(self, request: ChatRequest) -> Generation:
-        """Check ``request``, start generating, and wait for the first event."""
-        self.check_limits(request.messages, request.params)
+    async def prepare(self, request: ChatRequest, *, trim: bool = False,
+                      sent: list[Message] | None = None) -> Prepared:
+        """Check ``request`` and make it ready to generate; every error a request can earn before
+        any output is raised here.
+
+        ``trim``: a stored conversation's history is trimmed, oldest turns first, to leave room
+        for the answer; otherwise a prompt that cannot fit is ``ContextTooLong``. ``sent``: the
+        messages the client sent, when ``request.messages`` also holds stored history (the
+        input limits apply to what was sent).
+        """
+        self.check_limits(request.messages if sent is None else sent, request.params)
         await self.limiter.check_user(request.user_id)
         entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
+        check_capabilities(entry, request.messages, request.params, request.tools)  # indexes as the client sent them
         messages = apply_bot(request.messages, request.bot)
         sources: list[Source] = []
         if request.rag and self.retriever is not None:
             messages, sources = await self._ground(entry, messages, request)
-        prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, entry.info.context_length)
+        context = entry.info.context_length
+        if trim:
+            reserve = completion_reserve(context, request.params.max_tokens)
+            messages, prompt_tokens = await trim_to_fit(entry.provider, entry.upstream_model, messages, context,
+                                                        reserve)
+        else:
+            prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, context)
         params = request.params
-        room = entry.info.context_length - prompt_tokens
+        room = context - prompt_tokens
         if params.max_tokens is None or params.max_tokens > room:
             params = replace(params, max_tokens=room)
-        provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params)
-        events = entry.provider.stream(provider_request)  # Generation maps its failures (see ``guarded``)
-        generation = Generation(self, entry, request, events, prompt_tokens)
-        generation.sources = sources
+        provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params,
+                                           tools=request.tools)
+        return Prepared(request, entry, provider_request, prompt_tokens, sources)
+
+    def generate(self, prepared: Prepared, *, durable: bool = False) -> Generation:
+        """Start the provider on ``prepared``. ``durable``: a stored turn, whose usage row is
+        written (and awaited) by ``Generation.settle`` before its ``done``."""
+        events = prepared.entry.provider.stream(prepared.provider_request)
+        return Generation(self, prepared, events, durable=durable)
+
+    async def open_stream(self, request: ChatRequest) -> Generation:
+        """A stateless answer: prepare, start generating, and wait for the first event."""
+        generation = self.generate(await self.prepare(request))
         await generation.prime()
         return generation
 
@@ -339,23 +264,3 @@ class ChatService:
         generation = await self.open_stream(request)
         await generation.collect()
         return generation
-
-
-def _unexpected(exc: Exception) -> UpstreamError:
-    """A provider failure that is not a ``HubbubError``: logged with its traceback, and an
-    ``UpstreamError`` for the client, never a bare 500."""
-    log.error("provider failed", exc_info=exc)
-    return UpstreamError("Model error", details=type(exc).__name__)
-
-
-async def guarded(events: AsyncIterator[ProviderEvent]) -> AsyncIterator[ProviderEvent]:
-    """Turn any unexpected provider failure into ``UpstreamError``, never a bare 500."""
-    try:
-        async for event in events:
-            yield event
-    except HubbubError:
-        raise
-    except Exception as exc:
-        raise _unexpected(exc) from exc
-    finally:
-        await events.aclose()  # type: ignore[attr-defined]

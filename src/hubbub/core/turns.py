@@ -10,6 +10,10 @@ flushed at least every ``flush_interval_seconds``, and the final status is
 
 After a complete turn, ``TurnHook``\\ s run (the builder's DSL extraction) and
 may publish more events before ``Done``.
+
+A turn is the pipeline's generation (``ChatService.prepare`` with trimming, then
+``ChatService.generate``) read by a sink that persists and publishes: limits, the model
+choice, context fitting, usage and metrics are the stateless routes' own code.
 """
 
 from __future__ import annotations
@@ -20,20 +24,19 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
-from hubbub.core.context import completion_reserve, trim_to_fit
-from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, Finish, TextDelta, UsageReport
+from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, ReasoningDelta, TextDelta, ToolCallDelta
+from hubbub.core.generation import Generation
 from hubbub.core.ids import new_id
-from hubbub.core.service import ChatService, guarded, apply_bot
+from hubbub.core.service import ChatRequest, ChatService
 from hubbub.core.types import (
     Bot,
     Conversation,
     Message,
     MessageStatus,
-    ProviderRequest,
     SamplingParams,
     StoredMessage,
+    Tools,
     Usage,
-    UsageRecord,
 )
 from hubbub.errors import ErrorInfo, HubbubError
 from hubbub.providers.registry import CatalogEntry
@@ -89,6 +92,8 @@ class TurnOptions:
     owner: str | None = None
     user_id: str | None = None
     request_id: str | None = None
+    tools: Tools | None = None
+    rag: bool = False
     hook_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -123,26 +128,22 @@ class TurnRunner:
             if previous is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(previous.task)
-            self.service.check_limits(new_messages, opts.params)
-            await self.service.limiter.check_user(opts.user_id)
-            entry = self.service.registry.get(opts.model or conv.model or (opts.bot.model if opts.bot else None))
             stored = await self.conversations.messages(conv.id)
-            history = [Message(m.role, m.content) for m in stored if m.content or m.role != "assistant"]
+            history = [m.as_message() for m in stored if m.content or m.parts or m.role != "assistant"]
             extra = await self._before_turn(conv, history + new_messages, opts)
-            prompt = apply_bot(history + extra + new_messages, opts.bot)
-            reserve = completion_reserve(entry.info.context_length, opts.params.max_tokens)
-            prompt, prompt_tokens = await trim_to_fit(
-                entry.provider, entry.upstream_model, prompt, entry.info.context_length, reserve
+            reply_id = new_id("msg_")
+            request = ChatRequest(
+                messages=history + extra + new_messages, model=opts.model or conv.model, params=opts.params,
+                bot=opts.bot, owner=opts.owner, user_id=opts.user_id, request_id=opts.request_id, rag=opts.rag,
+                tools=opts.tools, conversation_id=conv.id, message_id=reply_id,
             )
-            room = entry.info.context_length - prompt_tokens
-            params = opts.params
-            if params.max_tokens is None or params.max_tokens > room:
-                params = SamplingParams(**{**params.__dict__, "max_tokens": room})
+            prepared = await self.service.prepare(request, trim=True, sent=new_messages)
             reply = StoredMessage(
-                id=new_id("msg_"), conversation_id=conv.id, role="assistant", content="", status="streaming",
-                prompt_tokens=prompt_tokens, model=entry.info.id,
+                id=reply_id, conversation_id=conv.id, role="assistant", content="", status="streaming",
+                prompt_tokens=prepared.prompt_tokens, model=prepared.entry.info.id,
             )
-            rows = [StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role=m.role, content=m.content)
+            rows = [StoredMessage(id=new_id("msg_"), conversation_id=conv.id, role=m.role, content=m.text,
+                                  parts=None if m.is_plain_text else m.parts)
                     for m in new_messages]
             await self.conversations.add_messages(conv.id, [*rows, reply])
             # Each generation publishes on its own channel (named by its assistant message id), so
@@ -151,10 +152,10 @@ class TurnRunner:
             await self.hub.open(reply.id)
             await self.hub.set_latest(conv.id, reply.id)
             await self.hub.publish(reply.id, ChatCreated(conv.id))
-            request = ProviderRequest(model=entry.upstream_model, messages=prompt, params=params)
+            generation = self.service.generate(prepared, durable=True)
             running = _Running(task=None, message_id=reply.id)  # type: ignore[arg-type]
             self._running[conv.id] = running
-            running.task = self.service.spawn(self._run(conv, entry, request, reply, prompt_tokens, opts, running))
+            running.task = self.service.spawn(self._run(conv, generation, reply, opts, running))
             return Turn(conv.id, reply.id)
 
     async def _before_turn(self, conv: Conversation, messages: list[Message], opts: TurnOptions) -> list[Message]:
@@ -259,31 +260,24 @@ class TurnRunner:
     async def _run(
         self,
         conv: Conversation,
-        entry: CatalogEntry,
-        request: ProviderRequest,
+        generation: Generation,
         reply: StoredMessage,
-        prompt_tokens: int,
         opts: TurnOptions,
         running: _Running,
     ) -> None:
-        parts: list[str] = []
-        usage: Usage | None = None
+        parts = generation.text_parts  # the text so far, read by the flusher
         status: MessageStatus = "complete"
         key = reply.id
         generated = asyncio.Event()
         flusher = asyncio.get_running_loop().create_task(self._flush(reply.id, parts, generated))
+        publish = self.hub.publish
         try:
             running.generating = True
             if running.stop_requested:  # stopped before the task had started
                 raise asyncio.CancelledError
-            async for event in guarded(entry.provider.stream(request)):
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    await self.hub.publish(key, event)
-                elif isinstance(event, UsageReport):
-                    usage = event.usage
-                elif isinstance(event, Finish):
-                    pass
+            async for event in generation:
+                if type(event) is TextDelta or isinstance(event, (ToolCallDelta, ReasoningDelta)):
+                    await publish(key, event)
         except asyncio.CancelledError:
             status = "stopped" if running.stop_requested else "interrupted"
         except Exception as exc:
@@ -292,19 +286,21 @@ class TurnRunner:
             info = ErrorInfo.from_exception(exc)
             if not isinstance(exc, HubbubError):
                 log.exception("turn failed")
-            await self.hub.publish(key, ErrorEvent(info.code, info.message))
+            with contextlib.suppress(Exception):  # the row still gets its final state below
+                await publish(key, ErrorEvent(info.code, info.message))
         running.generating = False
         generated.set()
         with contextlib.suppress(BaseException):
             await flusher  # never writes after the final update below
         try:
-            await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
+            await self._finish(conv, generation, reply, status, opts)
         finally:
             self._running.pop(conv.id, None)
             lock = self._locks.get(conv.id)
             if lock is not None and not lock.locked():
                 del self._locks[conv.id]  # nothing waits on it: keep the map as small as the live set
-            await self.hub.close(key)
+            with contextlib.suppress(Exception):
+                await self.hub.close(key)
 
     async def _flush(self, message_id: str, parts: list[str], generated: asyncio.Event) -> None:
         """Store the text so far every ``flush_interval`` until ``generated`` is set.
@@ -326,35 +322,36 @@ class TurnRunner:
                     log.warning("could not flush a streaming message", exc_info=True)
 
     async def _finish(
-        self,
-        conv: Conversation,
-        entry: CatalogEntry,
-        reply: StoredMessage,
-        prompt_tokens: int,
-        parts: list[str],
-        usage: Usage | None,
-        status: MessageStatus,
+        self, conv: Conversation, generation: Generation, reply: StoredMessage, status: MessageStatus,
         opts: TurnOptions,
     ) -> None:
-        text = "".join(parts)
-        if usage is None:
-            completion = await entry.provider.count_text_tokens(text, entry.upstream_model) if text else 0
-            usage = Usage(prompt_tokens, completion)
-        await self.conversations.update_message(
-            reply.id, content=text, status=status, prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-        )
-        await self.service.record_usage(
-            UsageRecord(
-                model=entry.info.id, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                cost=entry.info.cost(usage), owner=opts.owner, user_id=opts.user_id, conversation_id=conv.id,
-                message_id=reply.id, request_id=opts.request_id,
+        """Store the answer with its final status, record usage, run the hooks, publish ``Done``.
+
+        Whatever fails here, the client still gets ``Done`` and the row leaves ``streaming``:
+        a failed final write is retried once as ``error`` with the text generated so far
+        (issue 22, Medium 6)."""
+        usage = Usage(generation.prompt_tokens, 0)
+        try:
+            usage = await generation.settle()
+            message = generation.message
+            await self.conversations.update_message(
+                reply.id, content=message.text, status=status, prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens, parts=None if message.is_plain_text else message.parts,
             )
-        )
+        except Exception:
+            log.exception("could not store the end of a turn")
+            status = "error"
+            with contextlib.suppress(Exception):
+                await self.conversations.update_message(reply.id, content=generation.text, status="error")
         if status == "complete" and self.hooks:
-            stored = await self.conversations.messages(conv.id)
-            ctx = TurnContext(conv, [Message(m.role, m.content) for m in stored], text, entry, opts.hook_options)
-            for hook in self.hooks:
+            try:
+                stored = await self.conversations.messages(conv.id)
+                ctx = TurnContext(conv, [m.as_message() for m in stored], generation.text, generation.entry,
+                                  opts.hook_options)
+            except Exception:
+                log.exception("could not read the turn back for its hooks")
+                ctx = None
+            for hook in self.hooks if ctx is not None else ():
                 try:
                     for event in await hook.after_turn(ctx):
                         await self.hub.publish(reply.id, event)

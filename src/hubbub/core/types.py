@@ -1,22 +1,168 @@
 """Domain types shared by the core, providers, storage and dialects.
 
 These are plain dataclasses: no wire names, no ORM rows (STYLE.md §5).
+
+A message is a role and a tuple of typed parts (STYLE.md §11)::
+
+    Message
+    ├── role: system | user | assistant | tool
+    └── parts
+        ├── TextPart(text)
+        ├── ImagePart(url)                     an https URL or a data: URL
+        ├── ToolCall(id, name, arguments)      assistant: a call, arguments as JSON text
+        ├── ToolResult(call_id, parts)         tool: the answer to one call (text and images)
+        └── ReasoningPart(text, signature, redacted)
+                                               assistant: thinking; a provider's signature or
+                                               redacted data is kept opaque, byte for byte
+
+Every dialect maps its wire form to these and back; providers say which kinds they accept
+(``providers/base.Capabilities``) and the pipeline refuses a part a model cannot take with a
+400 naming it, never a silent drop (docs/api-decisions.md, "Typed content").
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Iterable, Literal, Union
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
 MessageStatus = Literal["streaming", "complete", "stopped", "interrupted", "error"]
-FinishReason = Literal["stop", "length", "cancelled", "error"]
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "cancelled", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL: ``https://…`` or ``data:<media type>;base64,<data>``."""
+
+    url: str
+    detail: str | None = None  # OpenAI's "low" | "high" | "auto", passed on as given
+
+    @property
+    def media_type(self) -> str | None:
+        if not self.url.startswith("data:"):
+            return None
+        return self.url[5:].split(";", 1)[0].split(",", 1)[0] or None
+
+    @property
+    def base64_data(self) -> str | None:
+        """The data of a ``data:…;base64,`` URL (None for a plain URL)."""
+        head, sep, data = self.url.partition(",")
+        return data if sep and head.startswith("data:") and head.endswith(";base64") else None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model made: ``arguments`` is the JSON text exactly as it was produced."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool returned for the call ``call_id``: text (and, where a dialect allows, images)."""
+
+    call_id: str
+    parts: tuple["TextPart | ImagePart", ...] = ()
+    is_error: bool = False
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningPart:
+    """A model's reasoning. ``signature`` (Anthropic's thinking signature) and ``redacted``
+    (the data of a redacted_thinking block) are opaque: stored and sent back unchanged."""
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+
+
+Part = Union[TextPart, ImagePart, ToolCall, ToolResult, ReasoningPart]
+
+
+def as_parts(content: "str | Iterable[Part] | None") -> tuple[Part, ...]:
+    if content is None:
+        return ()
+    if isinstance(content, str):
+        return (TextPart(content),) if content else ()
+    return tuple(content)
+
+
+@dataclass(frozen=True, init=False)
+class Message:
+    """A role and its parts. ``Message("user", "Hi")`` is one text part."""
+
+    role: Role
+    parts: tuple[Part, ...]
+    name: str | None = None
+
+    def __init__(self, role: Role, content: "str | Iterable[Part] | None" = None, name: str | None = None) -> None:
+        object.__setattr__(self, "role", role)
+        object.__setattr__(self, "parts", as_parts(content))
+        object.__setattr__(self, "name", name)
+
+    @property
+    def text(self) -> str:
+        """The text parts, joined (what a text-only reader sees)."""
+        parts = self.parts
+        if len(parts) == 1 and type(parts[0]) is TextPart:
+            return parts[0].text
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
+
+    @property
+    def content(self) -> str:
+        """The same as ``text``: for code that only ever reads a message's text."""
+        return self.text
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [p for p in self.parts if isinstance(p, ToolCall)]
+
+    @property
+    def is_plain_text(self) -> bool:
+        return all(type(p) is TextPart for p in self.parts)
 
 
 @dataclass(frozen=True)
-class Message:
-    role: Role
-    content: str
+class ToolSpec:
+    """A function the model may call: its JSON-schema ``parameters`` as the client sent them."""
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}},
+                                       hash=False, compare=True)
+    strict: bool | None = None
+
+
+@dataclass(frozen=True)
+class ToolChoice:
+    """``auto`` (text or calls), ``none`` (text only), ``required`` (at least one call), or
+    ``named`` (a call of ``name``)."""
+
+    mode: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The tools offered for one request."""
+
+    specs: tuple[ToolSpec, ...]
+    choice: ToolChoice = ToolChoice()
+    parallel: bool = True
+
+    def get(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.specs if t.name == name), None)
 
 
 @dataclass
@@ -45,6 +191,7 @@ class ProviderRequest:
     messages: list[Message]
     params: SamplingParams
     assistant_prefix: str = ""  # continue an answer already begun (failover)
+    tools: Tools | None = None
 
 
 @dataclass(frozen=True)
@@ -97,13 +244,17 @@ class StoredMessage:
     id: str
     conversation_id: str
     role: Role
-    content: str
+    content: str  # the text parts joined (what lists, titles and search read)
     status: MessageStatus = "complete"
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str | None = None
     created_at: int = 0  # epoch milliseconds
     updated_at: int = 0
+    parts: tuple[Part, ...] | None = None  # every part; None: the message is its text alone
+
+    def as_message(self) -> Message:
+        return Message(self.role, self.parts if self.parts is not None else self.content)
 
 
 @dataclass

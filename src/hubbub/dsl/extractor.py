@@ -100,7 +100,7 @@ class DslExtractor:
             return False
         if entry.info.id in self.strong_models:
             return True
-        return entry.provider.name != "embedded" and bool(getattr(entry.provider, "supports_json_schema", False))
+        return entry.provider.name != "embedded" and entry.provider.capabilities.json_schema
 
     @staticmethod
     def enabled(conv: Conversation, options: dict[str, Any]) -> bool:
@@ -157,7 +157,7 @@ class DslExtractor:
         base = normalize(analysis.dsl)
         strong = self.is_strong(entry)
         proposal: Dsl | None = None
-        if getattr(entry.provider, "supports_json_schema", False) and (strong or base.entities or analysis.candidates):
+        if entry.provider.capabilities.json_schema and (strong or base.entities or analysis.candidates):
             answer = await propose(
                 entry, previous, messages, strong=strong,
                 max_tokens=self.strong_max_tokens if strong else self.max_tokens,

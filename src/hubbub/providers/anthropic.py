@@ -35,6 +35,7 @@ from hubbub.providers.faults import (
     parse_retry_after,
     scrub,
 )
+from hubbub.providers.base import Capabilities, ProviderKind
 from hubbub.providers.pump import in_own_task
 from hubbub.settings import ProviderConfig
 
@@ -77,8 +78,7 @@ def message_params(request: ProviderRequest, config: ProviderConfig) -> tuple[di
 class AnthropicProvider:
     """The provider seam over ``anthropic.AsyncAnthropic``."""
 
-    supports_json_schema = False
-    continues_answers = True
+    capabilities = Capabilities(tools=True, images=True, reasoning=True, continues_answers=True)
 
     def __init__(self, config: ProviderConfig, api_key: str | None = None) -> None:
         import anthropic
@@ -173,3 +173,6 @@ class AnthropicProvider:
 def _input_tokens(usage: Any) -> int:
     return sum(getattr(usage, name, None) or 0
                for name in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"))
+
+
+KIND = ProviderKind("anthropic", ProviderConfig, AnthropicProvider)

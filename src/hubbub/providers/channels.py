@@ -32,7 +32,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable
 
-from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
+from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
 from hubbub.core.types import FinishReason, Message, ProviderRequest, Usage
 from hubbub.errors import ChannelUnavailable, HubbubError, UpstreamError
 from hubbub.providers.base import Provider
@@ -58,7 +58,7 @@ class Channel:
 
     @property
     def continues_answers(self) -> bool:
-        return getattr(self.provider, "continues_answers", True)
+        return self.provider.capabilities.continues_answers
 
     def snapshot(self) -> dict[str, Any]:
         return {"name": self.name, "provider": self.provider.name, "upstreamModel": self.upstream_model,
@@ -88,7 +88,12 @@ class ChannelRouter:
         self.channels = channels
         self.policy = policy
         self._rng = rng or random.Random()
-        self.supports_json_schema = all(c.provider.supports_json_schema for c in channels)
+        # What every channel honours: a request may land on any of them. Continuing an answer is
+        # decided per channel at failover time, so the model can if any channel can.
+        capabilities = channels[0].provider.capabilities
+        for c in channels[1:]:
+            capabilities = capabilities & c.provider.capabilities
+        self.capabilities = replace(capabilities, continues_answers=any(c.continues_answers for c in channels))
 
     def plan(self) -> list[Channel]:
         """Channels to try, in order: available ones by priority, weighted-random within one."""
@@ -110,9 +115,12 @@ class ChannelRouter:
         if not plan:
             raise ChannelUnavailable()
         sent: list[str] = []  # text the client already has
+        structured = False  # a tool call or reasoning went out: no prefix can continue that (issue 16)
         prompt_tokens: int | None = None
         completion_tokens = 0
         for channel in plan:
+            if structured:
+                break
             if sent and not (self.policy.mid_stream and channel.continues_answers):
                 continue
             tries = channel.max_retries + 1
@@ -128,7 +136,10 @@ class ChannelRouter:
                     # aclosing: a client that goes away mid-answer closes the upstream at once.
                     async with aclosing(self._attempt(channel, sub, attempt)) as deltas:
                         async for delta in deltas:
-                            sent.append(delta.text)
+                            if type(delta) is TextDelta:
+                                sent.append(delta.text)
+                            else:
+                                structured = True
                             yield delta
                 except UpstreamUnavailable as exc:
                     channel.health.failed(exc.kind, exc.details, exc.retry_after)
@@ -148,6 +159,9 @@ class ChannelRouter:
                 yield UsageReport(Usage(prompt_tokens, completion_tokens))
                 yield Finish(attempt.finish or "stop")
                 return
+        if structured:
+            raise UpstreamError("Model error", details="the answer broke off during a tool call or reasoning, "
+                                                       "which no channel can continue")
         if sent:
             raise UpstreamError("Model error", details="the answer broke off and no channel could continue it")
         raise ChannelUnavailable()
@@ -164,7 +178,7 @@ class ChannelRouter:
                        assistant_prefix=request.assistant_prefix + "".join(sent))
 
     async def _attempt(self, channel: Channel, request: ProviderRequest, attempt: _Attempt
-                       ) -> AsyncIterator[TextDelta]:
+                       ) -> AsyncIterator[ProviderEvent]:
         """Text deltas of one attempt; every wait for the next event is bounded by the channel's timeout.
 
         Timeouts and unexpected exceptions come out as ``UpstreamUnavailable``; cancellation and
@@ -202,6 +216,11 @@ class ChannelRouter:
                         if attempt.chunks == 0:
                             channel.health.first_token(time.monotonic() - started)
                         attempt.chunks += event.tokens
+                        yield event
+                    elif isinstance(event, (ToolCallDelta, ReasoningDelta)):
+                        if attempt.chunks == 0:
+                            channel.health.first_token(time.monotonic() - started)
+                        attempt.chunks += 1
                         yield event
                     elif isinstance(event, UsageReport):
                         attempt.usage = event.usage

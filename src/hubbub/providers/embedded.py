@@ -21,14 +21,16 @@ import importlib.util
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import AsyncIterator
 
 from hubbub.core.events import ProviderEvent
-from hubbub.core.types import Message, ProviderRequest, SamplingParams
+from hubbub.core.types import Message, ModelInfo, ProviderRequest, SamplingParams
+from hubbub.providers.base import Capabilities, Provider, ProviderKind
 from hubbub.providers.batching import END, BatchEngine, Job
 from hubbub.providers.sampling import SamplerChain
-from hubbub.settings import EmbeddedConfig
+from hubbub.settings import EMBEDDED_MODEL_ID, EmbeddedConfig
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +153,7 @@ class EmbeddedProvider:
     """The provider seam over an ``EmbeddedModel``."""
 
     name = "embedded"
-    supports_json_schema = True
+    capabilities = Capabilities(json_schema=True, continues_answers=True, sampling=frozenset({"seed"}))
 
     def __init__(self, model: EmbeddedModel) -> None:
         self.model = model
@@ -222,3 +224,20 @@ class EmbeddedProvider:
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.model.close)
+
+
+def _build(config: EmbeddedConfig, api_key: str | None = None) -> EmbeddedProvider:
+    started = time.perf_counter()
+    provider = EmbeddedProvider(EmbeddedModel(config))
+    log.info("loaded embedded model %s from %s in %.2fs (context %d tokens)", EMBEDDED_MODEL_ID,
+             provider.model.path, time.perf_counter() - started, provider.model.n_ctx)
+    return provider
+
+
+def _builtin_models(provider: Provider) -> list[ModelInfo]:
+    assert isinstance(provider, EmbeddedProvider)
+    return [ModelInfo(id=EMBEDDED_MODEL_ID, name="SmolLM2 135M Instruct (embedded)",
+                      context_length=provider.model.n_ctx, owned_by="hubbub", created=int(time.time()))]
+
+
+KIND = ProviderKind("embedded", EmbeddedConfig, _build, _builtin_models)

@@ -30,9 +30,10 @@ import orjson
 
 from hubbub import __version__
 
-from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
-from hubbub.core.types import FinishReason, Message, ProviderRequest, Usage
+from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
+from hubbub.core.types import FinishReason, ImagePart, Message, ProviderRequest, TextPart, ToolResult, Tools, Usage
 from hubbub.errors import HubbubError
+from hubbub.providers.base import Capabilities, ProviderKind
 from hubbub.providers.http1 import HTTPFailure, Pool, Response
 from hubbub.providers.faults import (
     UpstreamUnavailable,
@@ -45,7 +46,8 @@ from hubbub.providers.faults import (
 )
 from hubbub.settings import ProviderConfig
 
-_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
+_FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length", "tool_calls": "tool_calls",
+                                    "function_call": "tool_calls", "content_filter": "content_filter"}
 _MAX_ERROR_BODY = 16 * 1024
 _DRAIN_SECONDS = 1.0
 # Idle connections are kept a little less than the 5 s most servers (uvicorn, llama.cpp) keep
@@ -53,10 +55,62 @@ _DRAIN_SECONDS = 1.0
 _KEEPALIVE_SECONDS = 4.0
 
 
+def wire_message(m: Message) -> dict[str, Any]:
+    """A core message in OpenAI's chat shape: text stays a plain string (what every server takes),
+    images become ``image_url`` parts, tool calls and results their OpenAI fields. Reasoning parts
+    are not sent back (core/capabilities.py says why)."""
+    if m.is_plain_text:
+        out: dict[str, Any] = {"role": m.role, "content": m.text}
+    elif m.role == "tool":
+        result = next((p for p in m.parts if isinstance(p, ToolResult)), None)
+        out = {"role": "tool", "tool_call_id": result.call_id if result else "",
+               "content": result.text if result else m.text}
+    else:
+        parts = [p for p in m.parts if isinstance(p, (TextPart, ImagePart))]
+        if any(isinstance(p, ImagePart) for p in parts):
+            content: Any = [{"type": "text", "text": p.text} if isinstance(p, TextPart)
+                            else {"type": "image_url", "image_url": {"url": p.url, **({"detail": p.detail} if p.detail
+                                                                                       else {})}}
+                            for p in parts]
+        else:
+            content = m.text
+        out = {"role": m.role, "content": content}
+        calls = m.tool_calls
+        if calls:
+            out["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+            if not m.text:
+                out["content"] = None
+    if m.name:
+        out["name"] = m.name
+    return out
+
+
+def tools_body(tools: Tools) -> dict[str, Any]:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as OpenAI takes them."""
+    specs = []
+    for t in tools.specs:
+        function: dict[str, Any] = {"name": t.name, "parameters": t.parameters}
+        if t.description:
+            function["description"] = t.description
+        if t.strict is not None:
+            function["strict"] = t.strict
+        specs.append({"type": "function", "function": function})
+    choice = tools.choice
+    body: dict[str, Any] = {
+        "tools": specs,
+        "tool_choice": {"type": "function", "function": {"name": choice.name}} if choice.mode == "named"
+        else choice.mode,
+    }
+    if not tools.parallel:
+        body["parallel_tool_calls"] = False
+    return body
+
+
 def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool) -> dict[str, Any]:
     """The JSON body for ``request``: ``extra_body`` first, so the request's own fields win."""
     p = request.params
-    messages: list[dict[str, str]] = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages: list[dict[str, Any]] = [wire_message(m) for m in request.messages]
     body: dict[str, Any] = {**config.extra_body, "model": request.model, "stream": stream}
     if config.sampling:
         body["temperature"] = p.temperature
@@ -81,6 +135,8 @@ def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool)
     elif fmt is not None and fmt.type == "json_schema":
         body["response_format"] = {"type": "json_schema",
                                    "json_schema": {"name": "response", "schema": fmt.schema or {}, "strict": True}}
+    if request.tools is not None:
+        body.update(tools_body(request.tools))
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
@@ -89,14 +145,15 @@ def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool)
 class OpenAICompatProvider:
     """The provider seam over one OpenAI-compatible endpoint."""
 
-    supports_json_schema = True
-
     def __init__(self, config: ProviderConfig, api_key: str | None = None) -> None:
         if not config.base_url:
             raise ValueError(f"provider {config.name}: base_url is required")
         self.name = config.name
         self.config = config
-        self.continues_answers = config.continuation != "none"
+        # What an OpenAI-compatible server takes; one that cannot answers with its own 400, passed on.
+        self.capabilities = Capabilities(json_schema=True, tools=True, images=True,
+                                         continues_answers=config.continuation != "none",
+                                         sampling=frozenset({"seed"}))
         self._key = api_key
         self._url = config.base_url.rstrip("/") + "/chat/completions"
         headers = dict(config.headers)
@@ -154,6 +211,7 @@ class OpenAICompatProvider:
                 if not received:
                     break
                 texts: list[str] = []  # the text of this read, yielded together below
+                others: list[ProviderEvent] = []  # tool-call and reasoning deltas of this read, in order
                 broken: UpstreamUnavailable | None = None
                 for payload in events.feed(received):
                     if payload == b"[DONE]":
@@ -169,13 +227,24 @@ class OpenAICompatProvider:
                         broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
                         break
                     for choice in (obj.get("choices") or ())[:1]:
-                        text = (choice.get("delta") or {}).get("content")
-                        if text:
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if text and isinstance(text, str):
                             texts.append(text)
+                        if len(delta) > 2 or "tool_calls" in delta:  # more than role and content
+                            structured = _structured_deltas(delta)
+                            if structured:
+                                if texts:  # keep the order: text before what follows it
+                                    others.append(TextDelta("".join(texts), len(texts)))
+                                    chunks += len(texts)
+                                    texts = []
+                                others.extend(structured)
                         if choice.get("finish_reason"):
                             finish = _FINISH.get(choice["finish_reason"], "stop")
                     if obj.get("usage"):
                         usage = _usage(obj["usage"])
+                for event in others:
+                    yield event
                 if texts:  # the text of one read is one delta (see ``TextDelta.tokens``)
                     chunks += len(texts)
                     yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts))
@@ -212,12 +281,16 @@ class OpenAICompatProvider:
         try:
             obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
-            text = (choice.get("message") or {}).get("content") or ""
-        except (orjson.JSONDecodeError, AttributeError, TypeError):
+            message = choice.get("message") or {}
+            text = message.get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError("content is not a string")
+            structured = _structured_deltas(message)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
             raise UpstreamUnavailable("server_error", f"{self.name}: unreadable response") from None
         usage = _usage(obj["usage"]) if obj.get("usage") else Usage(
             estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
-        events: list[ProviderEvent] = [TextDelta(text)] if text else []
+        events: list[ProviderEvent] = [*structured, *([TextDelta(text)] if text else [])]
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
 
     async def aclose(self) -> None:
@@ -305,5 +378,30 @@ def _ssl_context() -> ssl.SSLContext:
     return ssl.create_default_context(cafile=certifi.where())
 
 
+def _structured_deltas(delta: dict[str, Any]) -> list[ProviderEvent]:
+    """The reasoning (``reasoning_content``, as vLLM, llama.cpp and DeepSeek send it) and tool-call
+    deltas of one streamed ``delta`` (or a whole ``message``), relayed as the upstream numbered them."""
+    out: list[ProviderEvent] = []
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning and isinstance(reasoning, str):
+        out.append(ReasoningDelta(reasoning))
+    for n, call in enumerate(delta.get("tool_calls") or ()):
+        if not isinstance(call, dict):
+            continue
+        function = call.get("function") or {}
+        arguments = function.get("arguments")
+        out.append(ToolCallDelta(
+            index=int(call["index"]) if isinstance(call.get("index"), int) else n,
+            id=call.get("id") or None,
+            name=function.get("name") or None,
+            arguments=arguments if isinstance(arguments, str) else ("" if arguments is None else orjson.dumps(
+                arguments).decode()),
+        ))
+    return out
+
+
 def _usage(raw: dict[str, Any]) -> Usage:
     return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+
+
+KIND = ProviderKind("openai", ProviderConfig, OpenAICompatProvider)

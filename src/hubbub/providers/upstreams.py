@@ -19,6 +19,7 @@ from collections import defaultdict
 from hubbub.core.types import ModelInfo
 from hubbub.providers.base import Provider
 from hubbub.providers.channels import ChannelRouter, make_channel
+from hubbub.providers.kinds import provider_kinds
 from hubbub.providers.registry import ModelRegistry
 from hubbub.settings import ChannelConfig, ModelConfig, ProviderConfig, Settings
 
@@ -29,17 +30,18 @@ DEFAULT_CONTEXT_LENGTH = 8192
 
 
 def make_provider(config: ProviderConfig) -> Provider:
+    """A provider of the kind ``config.type`` names (``providers/kinds.py``), its table validated
+    by that kind's settings model."""
+    kinds = provider_kinds()
+    kind = kinds.get(config.type)
+    if kind is None or kind.name == EMBEDDED:
+        known = ", ".join(sorted(k for k in kinds if k != EMBEDDED))
+        raise ValueError(f"provider {config.name}: unknown type {config.type!r} (known: {known})")
     api_key = os.environ.get(config.api_key_env) if config.api_key_env else None
     if config.api_key_env and not api_key:
         log.warning("provider %s: the environment variable %s is not set; sending no key",
                     config.name, config.api_key_env)
-    if config.type == "anthropic":
-        from hubbub.providers.anthropic import AnthropicProvider
-
-        return AnthropicProvider(config, api_key)
-    from hubbub.providers.openai_compat import OpenAICompatProvider
-
-    return OpenAICompatProvider(config, api_key)
+    return kind.build(kind.settings.model_validate(config.model_dump()), api_key)
 
 
 def register_upstreams(settings: Settings, registry: ModelRegistry, embedded: Provider | None) -> list[Provider]:
@@ -71,7 +73,7 @@ def register_upstreams(settings: Settings, registry: ModelRegistry, embedded: Pr
             raise ValueError(f"channels serve the model {model_id!r}, which no [[models]] entry defines")
     for model in settings.models:
         if model.id not in by_model and model.provider == EMBEDDED:
-            continue  # an embedded alias: app.build_registry registers it
+            continue  # an embedded alias: container.build_registry registers it
         configs_for = by_model.get(model.id) or [ChannelConfig(name=model.provider, model=model.id,
                                                                provider=model.provider)]
         channels = [

@@ -12,7 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.core.ids import now_ms
-from hubbub.core.types import Bot, Conversation, MessageStatus, StoredMessage, UsageRecord
+from hubbub.core.parts import parts_from_json, parts_to_json
+from hubbub.core.types import Bot, Conversation, MessageStatus, Part, StoredMessage, UsageRecord
 from hubbub.errors import Conflict
 from hubbub.storage.tables import bots, conversations, messages, usage
 
@@ -48,6 +49,7 @@ def _message(row: Row[Any]) -> StoredMessage:
         model=row.model,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        parts=parts_from_json(row.parts) if row.parts is not None else None,
     )
 
 
@@ -218,6 +220,7 @@ class ConversationRepository:
                         seq=seq,
                         role=m.role,
                         content=m.content,
+                        parts=parts_to_json(m.parts) if m.parts is not None else None,
                         status=m.status,
                         prompt_tokens=m.prompt_tokens,
                         completion_tokens=m.completion_tokens,
@@ -238,8 +241,12 @@ class ConversationRepository:
         status: MessageStatus,
         prompt_tokens: int | None = None,
         completion_tokens: int | None = None,
+        parts: tuple[Part, ...] | None = None,
     ) -> None:
+        """``parts``: every part of the final answer, when it is more than text (None leaves them)."""
         values: dict[str, Any] = {"content": content, "status": status, "updated_at": now_ms()}
+        if parts is not None:
+            values["parts"] = parts_to_json(parts)
         if prompt_tokens is not None:
             values["prompt_tokens"] = prompt_tokens
         if completion_tokens is not None:

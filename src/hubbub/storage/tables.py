@@ -51,6 +51,7 @@ messages = Table(
     Column("seq", Integer, nullable=False),
     Column("role", String(16), nullable=False),
     Column("content", Text, nullable=False, default=""),
+    Column("parts", JSON, nullable=True),  # every part (core/parts.py); NULL: the message is its text alone
     Column("status", String(16), nullable=False, default="complete"),
     Column("prompt_tokens", Integer, nullable=False, default=0),
     Column("completion_tokens", Integer, nullable=False, default=0),

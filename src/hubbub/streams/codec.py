@@ -14,7 +14,9 @@ from hubbub.core.events import (
     Event,
     Finish,
     PhaseChange,
+    ReasoningDelta,
     TextDelta,
+    ToolCallDelta,
     UsageReport,
 )
 from hubbub.core.types import Usage
@@ -26,8 +28,22 @@ def encode(event: Event) -> bytes:
         body = {"t": "text", "x": event.text}
     elif isinstance(event, UsageReport):
         body = {"t": "usage", "p": event.usage.prompt_tokens, "c": event.usage.completion_tokens}
+    elif isinstance(event, ToolCallDelta):
+        body = {"t": "tool", "i": event.index, "a": event.arguments}
+        if event.id is not None:
+            body["id"] = event.id
+        if event.name is not None:
+            body["n"] = event.name
+    elif isinstance(event, ReasoningDelta):
+        body = {"t": "reason", "x": event.text}
+        if event.signature is not None:
+            body["s"] = event.signature
+        if event.redacted is not None:
+            body["r"] = event.redacted
     elif isinstance(event, Finish):
         body = {"t": "finish", "r": event.reason}
+        if event.stop_sequence is not None:
+            body["s"] = event.stop_sequence
     elif isinstance(event, ChatCreated):
         body = {"t": "chat", "id": event.chat_id}
     elif isinstance(event, DslUpdate):
@@ -50,8 +66,12 @@ def decode(raw: bytes | str) -> Event:
         return TextDelta(body["x"])
     if kind == "usage":
         return UsageReport(Usage(body["p"], body["c"]))
+    if kind == "tool":
+        return ToolCallDelta(body["i"], body.get("id"), body.get("n"), body["a"])
+    if kind == "reason":
+        return ReasoningDelta(body["x"], body.get("s"), body.get("r"))
     if kind == "finish":
-        return Finish(body["r"])
+        return Finish(body["r"], body.get("s"))
     if kind == "chat":
         return ChatCreated(body["id"])
     if kind == "dsl":

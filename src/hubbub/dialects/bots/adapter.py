@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hubbub.core.events import TextDelta
-from hubbub.core.service import Generation
+from hubbub.core.generation import Generation
 from hubbub.core.types import Bot
 from hubbub.dialects.bots.v1 import V1ValidationError
 from hubbub.http.routing import request_id

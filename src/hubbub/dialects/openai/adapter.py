@@ -10,16 +10,31 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hubbub.core.events import Finish, TextDelta, UsageReport
+from hubbub.core.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta
+from hubbub.core.generation import Generation
 from hubbub.core.ids import new_id
-from hubbub.core.service import Generation
-from hubbub.core.types import Message, ModelInfo, ResponseFormat, SamplingParams, Usage
+from hubbub.core.types import (
+    ImagePart,
+    Message,
+    ModelInfo,
+    Part,
+    ResponseFormat,
+    SamplingParams,
+    TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Tools,
+    ToolSpec,
+    Usage,
+)
 from hubbub.dialects.openai.protocol import ChatCompletionRequest, ChatMessageIn
 from hubbub.http.routing import request_id
 from hubbub.http.sse import DONE, Last, frame
 from hubbub.http.validation import problems
 from hubbub.errors import (
     ContextTooLong,
+    FieldProblem,
     HubbubError,
     InvalidRequest,
     ModelNotFound,
@@ -28,23 +43,79 @@ from hubbub.errors import (
     Unauthorized,
 )
 
-_FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls", "content_filter": "content_filter",
+           "cancelled": "stop", "error": "stop"}
 
 
-def _text(message: ChatMessageIn) -> str:
-    if message.content is None:
-        return ""
-    if isinstance(message.content, str):
-        return message.content
-    return "".join(part.text or "" for part in message.content if part.type == "text")
+def _parts(message: ChatMessageIn, i: int, images: bool) -> list[Part]:
+    """A message's content as parts: text, and images where the role may carry them. Any other
+    part type is refused by name (API.md §5: never a silent drop)."""
+    content = message.content
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [TextPart(content)] if content else []
+    parts: list[Part] = []
+    for j, part in enumerate(content):
+        if part.type == "text" and part.text is not None:
+            parts.append(TextPart(part.text))
+        elif part.type == "image_url" and part.image_url is not None and images:
+            parts.append(ImagePart(part.image_url.url, part.image_url.detail))
+        elif part.type == "refusal" and message.role == "assistant":
+            parts.append(TextPart(part.refusal or ""))
+        else:
+            raise InvalidRequest(details=[FieldProblem(
+                f"messages.{i}.content.{j}.type",
+                f"content parts of type '{part.type}' are not supported in {message.role} messages")])
+    return parts
 
 
 def to_messages(body: ChatCompletionRequest) -> list[Message]:
-    out = []
-    for m in body.messages:
-        role = {"developer": "system", "tool": "user"}.get(m.role, m.role)
-        out.append(Message(role, _text(m)))  # type: ignore[arg-type]
+    """OpenAI messages as core messages: ``developer`` is ``system``; an assistant's ``tool_calls``
+    and a ``tool`` message's result become typed parts (docs/api-decisions.md)."""
+    out: list[Message] = []
+    for i, m in enumerate(body.messages):
+        if m.role in ("system", "developer"):
+            out.append(Message("system", _parts(m, i, images=False), m.name))
+        elif m.role == "user":
+            out.append(Message("user", _parts(m, i, images=True), m.name))
+        elif m.role == "assistant":
+            parts = _parts(m, i, images=False)
+            parts += [ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or ()]
+            out.append(Message("assistant", parts, m.name))
+        else:  # tool
+            if not m.tool_call_id:
+                raise InvalidRequest(details=[FieldProblem(f"messages.{i}.tool_call_id",
+                                                           "is required in a tool message")])
+            text = [p for p in _parts(m, i, images=False) if isinstance(p, TextPart)]
+            out.append(Message("tool", [ToolResult(m.tool_call_id, tuple(text))]))
     return out
+
+
+def to_tools(body: ChatCompletionRequest) -> Tools | None:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as core ``Tools`` (None: no tools)."""
+    choice = body.tool_choice
+    if not body.tools:
+        if choice is not None and choice != "none":
+            raise InvalidRequest(details=[FieldProblem("tool_choice", "is only allowed when tools are specified")])
+        return None
+    specs = tuple(
+        ToolSpec(t.function.name, t.function.description or "",
+                 t.function.parameters if t.function.parameters is not None else {"type": "object", "properties": {}},
+                 t.function.strict)
+        for t in body.tools)
+    names = [t.name for t in specs]
+    if len(set(names)) != len(names):
+        raise InvalidRequest(details=[FieldProblem("tools", "function names must be unique")])
+    if choice is None or isinstance(choice, str):
+        mode = ToolChoice(choice or "auto")  # type: ignore[arg-type]
+    else:
+        if choice.function.name not in names:
+            raise InvalidRequest(details=[FieldProblem("tool_choice",
+                                                       f"names the function '{choice.function.name}', "
+                                                       "which is not in tools")])
+        mode = ToolChoice("named", choice.function.name)
+    return Tools(specs, mode, True if body.parallel_tool_calls is None else body.parallel_tool_calls)
 
 
 def to_params(body: ChatCompletionRequest) -> tuple[SamplingParams, set[str]]:
@@ -81,6 +152,24 @@ def usage_body(usage: Usage | None) -> dict[str, int] | None:
     }
 
 
+def tool_calls_body(calls: list[ToolCall]) -> list[dict[str, Any]]:
+    return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
+
+
+def message_body(gen: Generation) -> dict[str, Any]:
+    """The assistant message: text (None when the answer is only tool calls, as OpenAI sends it),
+    its tool calls, and any reasoning as ``reasoning_content`` (the field vLLM and others use)."""
+    calls = gen.tool_calls
+    message: dict[str, Any] = {"role": "assistant", "content": gen.text if gen.text or not calls else None,
+                               "refusal": None}
+    if calls:
+        message["tool_calls"] = tool_calls_body(calls)
+    reasoning = gen.reasoning_text
+    if reasoning:
+        message["reasoning_content"] = reasoning
+    return message
+
+
 def completion_body(gen: Generation, model: str) -> dict[str, Any]:
     return {
         "id": new_id("chatcmpl-"),
@@ -91,7 +180,7 @@ def completion_body(gen: Generation, model: str) -> dict[str, Any]:
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": gen.text, "refusal": None},
+                "message": message_body(gen),
                 "logprobs": None,
                 "finish_reason": _FINISH.get(gen.finish_reason or "stop", "stop"),
             }
@@ -130,8 +219,14 @@ async def chunk_stream(
     first = True
     try:
         async for event in gen:
-            if isinstance(event, TextDelta):
+            if type(event) is TextDelta:
                 out = head + orjson.dumps(event.text) + tail
+            elif isinstance(event, ToolCallDelta):
+                out = chunk({"tool_calls": [tool_call_delta(event)]})
+            elif isinstance(event, ReasoningDelta):
+                if not event.text:
+                    continue
+                out = chunk({"reasoning_content": event.text})
             elif isinstance(event, Finish):
                 pending += chunk({}, _FINISH.get(event.reason, "stop"))  # the end follows at once
                 first = False
@@ -150,6 +245,15 @@ async def chunk_stream(
     if include_usage:
         pending += frame({**base, "choices": [], "usage": usage_body(gen.usage)})
     yield Last(pending + DONE)
+
+
+def tool_call_delta(event: ToolCallDelta) -> dict[str, Any]:
+    """As OpenAI streams a call: its first delta has ``index``, ``id``, ``type`` and the name;
+    later ones only ``index`` and a fragment of the arguments."""
+    if event.id is not None or event.name is not None:
+        return {"index": event.index, "id": event.id, "type": "function",
+                "function": {"name": event.name, "arguments": event.arguments}}
+    return {"index": event.index, "function": {"arguments": event.arguments}}
 
 
 def model_body(info: ModelInfo) -> dict[str, Any]:

@@ -11,15 +11,59 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class ImageURL(_Wire):
+    url: str = Field(min_length=1)
+    detail: str | None = None
+
+
 class ContentPart(_Wire):
+    """A content part; ``text`` and ``image_url`` are understood, any other type is refused by name
+    (adapter.to_messages), never dropped."""
+
     type: str
     text: str | None = None
+    image_url: ImageURL | None = None
+    refusal: str | None = None
+
+
+class FunctionCallIn(_Wire):
+    name: str = Field(min_length=1)
+    arguments: str = ""
+
+
+class ToolCallIn(_Wire):
+    id: str = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCallIn
 
 
 class ChatMessageIn(_Wire):
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCallIn] | None = None  # assistant
+    tool_call_id: str | None = None  # tool
+
+
+class FunctionSpec(_Wire):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class ToolIn(_Wire):
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedFunction(_Wire):
+    name: str = Field(min_length=1)
+
+
+class NamedToolChoice(_Wire):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 class StreamOptions(_Wire):
@@ -51,6 +95,9 @@ class ChatCompletionRequest(_Wire):
     n: int | None = Field(default=None, ge=1, le=1)
     response_format: ResponseFormatIn | None = None
     user: str | None = None
+    tools: list[ToolIn] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     rag: bool = False
 
     @field_validator("stop")

@@ -33,6 +33,7 @@ async def chat_completions(request: Request) -> Response:
         user_id=body.user,
         request_id=request_id(request),
         rag=body.rag or bool(bot and bot.rag_enabled),
+        tools=adapter.to_tools(body),
     )
     generation = await service.open_stream(chat)
     # RAG: the documents used ride in a top-level `rag_sources` (response, first chunk); clients ignore it.

@@ -1,0 +1,48 @@
+"""Refusing, before any output, what the chosen model cannot honour (docs/api-decisions.md,
+"Typed content"): an image part for a model without vision, tools for one without tool calling,
+a JSON schema for one that cannot constrain its output. Each is a 400 naming the field, in the
+dialect's shape — never a part or parameter silently dropped.
+
+Reasoning parts of earlier assistant turns are the one deliberate exception: a model that takes
+none is sent the turn without them (they stay stored), as Anthropic itself drops earlier turns'
+thinking from the context.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hubbub.core.types import ImagePart, Message, SamplingParams, ToolCall, ToolResult, Tools
+from hubbub.errors import FieldProblem, InvalidRequest
+
+if TYPE_CHECKING:
+    from hubbub.providers.registry import CatalogEntry
+
+
+def check_capabilities(entry: "CatalogEntry", messages: list[Message], params: SamplingParams,
+                       tools: Tools | None) -> None:
+    caps = entry.provider.capabilities
+    model = entry.info.id
+    problems: list[FieldProblem] = []
+
+    def refuse(field: str, what: str) -> None:
+        problems.append(FieldProblem(field, f"{what} is not supported by the model '{model}'", "unsupported"))
+
+    if tools is not None and tools.specs and not caps.tools:
+        refuse("tools", "tool calling")
+    for i, message in enumerate(messages):
+        if message.is_plain_text:
+            continue
+        for part in message.parts:
+            if isinstance(part, ImagePart) and not caps.images:
+                refuse(f"messages.{i}.content", "image input")
+            elif isinstance(part, (ToolCall, ToolResult)) and not caps.tools:
+                refuse(f"messages.{i}", "a tool call or tool result")
+            elif isinstance(part, ToolResult) and not caps.images and any(
+                    isinstance(p, ImagePart) for p in part.parts):
+                refuse(f"messages.{i}.content", "image input")
+    fmt = params.response_format
+    if fmt is not None and fmt.type != "text" and not caps.json_schema:
+        refuse("response_format", f"response_format {fmt.type}")
+    if problems:
+        raise InvalidRequest(problems[0].message, problems)
