@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from hubbub import __version__
 from hubbub.container import build_container, live_metrics
+from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.http.middleware import DirectRoutes, RequestMiddleware
 from hubbub.metrics import Metrics
 from hubbub.settings import Settings
@@ -20,25 +22,46 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class HubbubApp(FastAPI):
-    """FastAPI with hubbub's edge outside its middleware stack: ``RequestMiddleware`` (request id,
-    access line, request count) around ``DirectRoutes`` (the routes served without the framework's
-    per-request work), then FastAPI's own stack for everything else."""
+    """FastAPI with hubbub's edge: ``RequestMiddleware`` (request id, access line, request count)
+    outermost, then any middleware added to the app, then ``DirectRoutes`` (the fast path,
+    ``http/fastpath.py``), then FastAPI's own stack and router for everything else. Added
+    middleware thus reaches every route, the fast ones included."""
 
-    def __init__(self, *, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, *, metrics: Metrics, fast_path: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.metrics = metrics
+        self.fast_path = fast_path
         self.direct_routes: dict[tuple[str, str], Any] = {}
 
     def include(self, router: APIRouter, prefix: str = "") -> None:
-        """``include_router``, noting the router's direct routes (``http/routing.py``)."""
+        """``include_router``, noting the router's fast-path routes."""
         self.include_router(router, prefix=prefix)
         for route in router.routes:
-            if getattr(route, "direct", None) is not None and "{" not in route.path:
+            if isinstance(route, APIRoute) and (route.methods or set()) & {m for m, _ in FAST_ROUTES}:
                 for method in route.methods:
-                    self.direct_routes[(method, prefix + route.path)] = route
+                    if (method, prefix + route.path) in FAST_ROUTES:
+                        if getattr(route, "direct", None) is None:  # pragma: no cover - a fast route outside a dialect router
+                            raise TypeError(f"{prefix + route.path} is listed in http/fastpath.py but its router "
+                                            "is not made with http.routing.dialect_router")
+                        self.direct_routes[(method, prefix + route.path)] = route
+
+    def check_fast_path(self) -> None:
+        """Every listed fast route exists (a typo would silently take the slow path)."""
+        missing = sorted(FAST_ROUTES - set(self.direct_routes))
+        if missing:
+            raise RuntimeError(f"http/fastpath.py lists routes no router defines: {missing}")
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestMiddleware(DirectRoutes(super().build_middleware_stack(), self.direct_routes), self.metrics)
+        added, self.user_middleware = self.user_middleware, []
+        try:
+            app = super().build_middleware_stack()  # the framework's own layers and the router
+        finally:
+            self.user_middleware = added
+        if self.fast_path:
+            app = DirectRoutes(app, self.direct_routes)
+        for cls, args, kwargs in reversed(added):
+            app = cls(app, *args, **kwargs)
+        return RequestMiddleware(app, self.metrics)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = HubbubApp(
         metrics=metrics,
+        fast_path=settings.fast_path,
         title="hubbub",
         version=__version__,
         summary="A self-hosted chat API server: one core, five HTTP dialects.",
@@ -114,4 +138,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hubbub.web import router as web
 
     app.include(web.router)  # `/` and `/static/...`: the chat page (docs/web.md)
+    app.check_fast_path()
     return app

@@ -7,11 +7,10 @@ error — the core's ``HubbubError``, FastAPI's ``RequestValidationError`` for
 malformed JSON or wrong types, or an unexpected exception — into the dialect's
 own body and status via its single ``render_error`` function.
 
-An endpoint that takes nothing but the ``Request`` (it reads its body with
-``json_body``) needs none of FastAPI's per-request machinery, so the route calls it
-directly, and the app serves its exact path straight from the edge (``DirectRoutes``),
-past Starlette's middleware and router: the OpenAI chat completion, the path every
-proxied request takes, costs a fraction of what it did through the whole stack.
+A route listed in ``fastpath.FAST_ROUTES`` has an endpoint that takes nothing but the
+``Request`` (it reads its body with ``json_body``): the route calls it without FastAPI's
+per-request machinery and exposes that as ``direct``, which the app serves straight from
+the edge (``DirectRoutes``, inside the app's middleware): see ``fastpath.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
 
 from hubbub.http import idempotency
+from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.auth import require_admin
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
 from hubbub.limits import KeyQuota, Quota, current_key
@@ -84,10 +84,14 @@ def dialect_router(
     see the body to know which dialect's shape a 401 or 429 takes).
     ``idempotent``: its POST routes honour ``Idempotency-Key`` (see ``hubbub.http.idempotency``)."""
     class DialectRoute(APIRoute):
-        direct: Handler | None = None  # set when the endpoint takes only the request (see module doc)
+        direct: Handler | None = None  # set for a route on the fast path (fastpath.py)
 
         def get_route_handler(self) -> Callable:
-            if _takes_only_request(self.endpoint):
+            fast = any((method, self.path) in FAST_ROUTES for method in self.methods or ())
+            if fast:
+                if not _takes_only_request(self.endpoint):
+                    raise TypeError(f"{self.path} is on the fast path (http/fastpath.py), so its endpoint must be "
+                                    "`async def f(request: Request) -> Response`")
                 handler = self.endpoint
             else:
                 handler = super().get_route_handler()
