@@ -28,6 +28,7 @@ chromium:
 	  || echo "note: /usr/bin/chromium is missing and cannot be installed here; browser tests will skip" >&2; }
 
 test: $(STAMP) chromium
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The side-by-side benchmarks, in one go; they rewrite the plots in docs/img (see docs/benchmarks.md).

@@ -34,7 +34,7 @@ from hubbub.errors import (
 )
 
 if TYPE_CHECKING:
-    from hubbub.container import Container
+    from hubbub.settings import Settings
     from hubbub.storage.repositories import ConversationRepository
 
 KIND = "chat"
@@ -69,20 +69,21 @@ async def _existing(repo: "ConversationRepository", chat_id: str | None, owner: 
     return conv
 
 
-async def start_turn(container: "Container", body: BuilderChatRequest, owner: str | None, rid: str) -> Turn:
+async def start_turn(turns: TurnRunner, settings: "Settings", body: BuilderChatRequest, owner: str | None,
+                     rid: str) -> Turn:
     """Find or create the chat, then store and start the turn; returns the started turn.
 
     Every check that can fail (model, context length) runs before a 200 is sent;
     a chat created by a request that then fails is removed again.
     """
-    settings, repo = container.settings, container.conversations
+    repo = turns.conversations
     if len(body.messages) > settings.max_messages:
         raise InvalidRequest(details=[FieldProblem("messages", f"at most {settings.max_messages} messages")])
     conv = await _existing(repo, body.chatId, owner)
     created = conv is None
     new_messages(body, existing=False)  # reject a body without a user message before creating anything
     if conv is None:
-        container.service.model(body.model)  # an unknown model creates nothing
+        turns.service.model(body.model)  # an unknown model creates nothing
         try:
             conv = await repo.create(
                 Conversation(id=body.chatId or new_id("chat_"), kind=KIND, owner=owner, model=body.model)
@@ -101,7 +102,7 @@ async def start_turn(container: "Container", body: BuilderChatRequest, owner: st
         hook_options={"enable_dsl": body.enableDSL},
     )
     try:
-        return await container.turns.start(conv, messages, opts)
+        return await turns.start(conv, messages, opts)
     except Exception:
         if created:
             await repo.delete(conv.id)
@@ -200,11 +201,11 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
 
 
 async def resume_stream(
-    container: "Container", conv: Conversation, last_event_id: int | None
+    turns: TurnRunner, conv: Conversation, last_event_id: int | None
 ) -> AsyncIterator[bytes]:
     """``GET /api/chat/{id}/stream``: history (the running answer so far included), then the
     live events; with ``Last-Event-ID`` only the events after it. Works on any replica."""
-    turns, hub = container.turns, container.hub
+    hub = turns.hub
     key = await turns.latest_generation(conv.id)
     if last_event_id is not None:
         if key is not None:
@@ -214,7 +215,7 @@ async def resume_stream(
     buffered = await hub.snapshot(key) if key is not None else []
     upto = buffered[-1][0] if buffered else 0
     so_far = "".join(e.text for _, e in buffered if isinstance(e, TextDelta))
-    stored = await container.conversations.messages(conv.id)
+    stored = await turns.conversations.messages(conv.id)
     history = []
     for m in stored:
         body = {"role": m.role, "content": m.content, "createdAt": iso_ms(m.created_at)}

@@ -26,7 +26,7 @@ async def send(body: BuilderChatRequest, request: Request) -> Response:
     away leaves it running (``on_disconnect``) and can read the result later.
     """
     container = get_container(request)
-    turn = await adapter.start_turn(container, body, get_owner(request), request_id(request))
+    turn = await adapter.start_turn(container.turns, container.settings, body, get_owner(request), request_id(request))
     return SSEResponse(
         adapter.sse_stream(container.turns, turn.conversation_id, body.enableDSL, generation=turn.message_id),
         container.settings.sse_ping_seconds,
@@ -52,7 +52,7 @@ async def get_chat(chat_id: str, request: Request) -> JSONResponse:
 async def resume(chat_id: str, request: Request) -> Response:
     conv = await _chat(request, chat_id)
     container = get_container(request)
-    return SSEResponse(adapter.resume_stream(container, conv, last_event_id(request)),
+    return SSEResponse(adapter.resume_stream(container.turns, conv, last_event_id(request)),
                        container.settings.sse_ping_seconds, headers={"X-Chat-Id": conv.id})
 
 

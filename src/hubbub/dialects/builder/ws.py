@@ -153,7 +153,7 @@ class _Session:
         try:
             await admit(self.ws)  # type: ignore[arg-type]  # per message: revocation and rate limits
             owner = getattr(self.ws.state, "owner", None)
-            turn = await adapter.start_turn(self.container, body, owner, uuid.uuid4().hex)
+            turn = await adapter.start_turn(self.container.turns, self.container.settings, body, owner, uuid.uuid4().hex)
         except Unauthorized:
             await self.ws.close(UNAUTHORIZED_CLOSE, "Unauthorized")
             raise WebSocketDisconnect(UNAUTHORIZED_CLOSE) from None

@@ -35,7 +35,7 @@ from hubbub.errors import (
 )
 
 if TYPE_CHECKING:
-    from hubbub.container import Container
+    from hubbub.settings import Settings
 
 KIND = "conversation"
 
@@ -45,14 +45,15 @@ _CODES = {"MODEL_NOT_FOUND": "INVALID_REQUEST", "NOT_FOUND": "CONVERSATION_NOT_F
 _RAISE = {"CHANNEL_UNAVAILABLE": ChannelUnavailable, "MODEL_ERROR": UpstreamError, "INVALID_REQUEST": InvalidRequest}
 
 
-async def start_turn(container: "Container", body: ConversationChatRequest, owner: str | None, rid: str) -> Turn:
+async def start_turn(turns: TurnRunner, settings: "Settings", body: ConversationChatRequest, owner: str | None,
+                     rid: str) -> Turn:
     """Pick the conversation (given id, else the latest for userId/groupId/preset, else a new
     one), apply the preset, and store and start the turn. Returns the started turn.
 
     The preset and model are checked before anything is created; a conversation
     created by a request that then fails (context length) is removed again.
     """
-    repo, service = container.conversations, container.service
+    repo, service = turns.conversations, turns.service
     conv = None
     slug = body.preset
     if body.conversationId:
@@ -71,11 +72,11 @@ async def start_turn(container: "Container", body: ConversationChatRequest, owne
                                               group_id=body.groupId, preset=bot.slug))
         created = True
     params = bot_params(SamplingParams(), bot, explicit=set())
-    cap = container.settings.max_tokens_cap
+    cap = settings.max_tokens_cap
     params.max_tokens = min(params.max_tokens or cap, cap)
     opts = TurnOptions(model=body.model, params=params, bot=bot, owner=owner, user_id=body.userId, request_id=rid)
     try:
-        return await container.turns.start(conv, [Message("user", body.message)], opts)
+        return await turns.start(conv, [Message("user", body.message)], opts)
     except Exception:
         if created:
             await repo.delete(conv.id)

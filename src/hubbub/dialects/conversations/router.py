@@ -26,7 +26,7 @@ router = dialect_router(adapter.render_error, tags=["conversations"], idempotent
 async def send(body: ConversationChatRequest, request: Request) -> Response:
     """One turn, answered as JSON once it is done (the turn itself outlives the request)."""
     container = get_container(request)
-    turn = await adapter.start_turn(container, body, get_owner(request), request_id(request))
+    turn = await adapter.start_turn(container.turns, container.settings, body, get_owner(request), request_id(request))
     return JSONResponse(await adapter.reply_body(container.turns, turn))
 
 
@@ -44,7 +44,7 @@ async def send_stream(body: ConversationChatRequest, request: Request) -> Respon
             turn = Turn(conv.id, key)
             return SSEResponse(adapter.sse_stream(container.turns, turn, after),
                                container.settings.sse_ping_seconds)
-    turn = await adapter.start_turn(container, body, get_owner(request), request_id(request))
+    turn = await adapter.start_turn(container.turns, container.settings, body, get_owner(request), request_id(request))
     return SSEResponse(adapter.sse_stream(container.turns, turn), container.settings.sse_ping_seconds)
 
 
