@@ -29,7 +29,7 @@ from hubbub.core.events import ProviderEvent
 from hubbub.core.types import Message, ModelInfo, ProviderRequest, SamplingParams
 from hubbub.providers.base import Capabilities, Provider, ProviderKind
 from hubbub.providers.batching import END, BatchEngine, Job
-from hubbub.providers.sampling import SamplerChain
+from hubbub.providers.sampling import GrammarCache, SamplerChain
 from hubbub.settings import EMBEDDED_MODEL_ID, EmbeddedConfig
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class EmbeddedModel:
             bos_token=self._special_piece(self._model.token_bos()),
         )
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
+        self._grammars = GrammarCache()
         self.engine = BatchEngine(
             self._context.ctx,
             self._model.vocab,
@@ -141,7 +142,9 @@ class EmbeddedModel:
         return len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def sampler(self, params: SamplingParams) -> SamplerChain:
-        return SamplerChain(self._model.vocab, params)
+        """A sampler chain for ``params``. With a response format this converts a JSON schema and
+        parses a grammar (up to a second for a large schema): call it off the event loop then."""
+        return SamplerChain(self._model.vocab, params, self._grammars.get(params.response_format))
 
     def close(self) -> None:
         self.engine.close()
@@ -196,8 +199,13 @@ class EmbeddedProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         params = request.params
-        # A bad grammar is an InvalidRequest here, before any decoding starts.
-        sampler = self.model.sampler(params)
+        # A bad grammar is an InvalidRequest here, before any decoding starts. Building one (schema
+        # conversion, grammar parsing) takes up to a second for a large schema: never on the loop.
+        fmt = params.response_format
+        if fmt is None or fmt.type == "text":
+            sampler = self.model.sampler(params)
+        else:
+            sampler = await asyncio.to_thread(self.model.sampler, params)
         try:
             tokens = await self._tokens(request.messages, request.assistant_prefix)
         except BaseException:

@@ -12,9 +12,13 @@ frees them.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hubbub.core.types import ResponseFormat, SamplingParams
 from hubbub.errors import InvalidRequest
@@ -38,14 +42,40 @@ def grammar_text(fmt: ResponseFormat | None) -> str | None:
         raise InvalidRequest(f"response_format.json_schema is not supported: {exc}") from exc
 
 
-class SamplerChain:
-    """Owns one ``llama_sampler`` chain; ``close`` frees it (idempotent)."""
+class GrammarCache:
+    """GBNF text per response format, keyed by a hash of its schema: converting a large schema
+    takes most of a second, and clients send the same one again and again. Thread-safe (grammars
+    are built in worker threads, off the event loop)."""
 
-    def __init__(self, vocab: Any, params: SamplingParams) -> None:
+    def __init__(self, size: int = 64) -> None:
+        self._items: OrderedDict[str, str | None] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, fmt: ResponseFormat | None) -> str | None:
+        if fmt is None or fmt.type == "text":
+            return None
+        key = fmt.type + ":" + hashlib.sha256(orjson.dumps(fmt.schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        grammar = grammar_text(fmt)  # may raise InvalidRequest: not cached, the next try raises again
+        with self._lock:
+            self._items[key] = grammar
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return grammar
+
+
+class SamplerChain:
+    """Owns one ``llama_sampler`` chain; ``close`` frees it (idempotent). ``grammar``: the GBNF
+    text constraining the output (``GrammarCache.get``), or None."""
+
+    def __init__(self, vocab: Any, params: SamplingParams, grammar: str | None = None) -> None:
         import llama_cpp as lc
 
         self._lc = lc
-        grammar = grammar_text(params.response_format)
         # Plain greedy decoding is an argmax over the logits row: done in NumPy it skips building
         # llama.cpp's 49k-entry candidate array for every token (same token: first maximum wins).
         self._argmax_of = (lc.llama_vocab_n_tokens(vocab)) if grammar is None and params.temperature <= 0 else 0

@@ -133,10 +133,7 @@ class VectorIndex:
                 select(chunk_vectors.c.chunk_id, chunk_vectors.c.document_id, documents.c.owner, chunk_vectors.c.vector)
                 .join(documents, documents.c.id == chunk_vectors.c.document_id)
                 .where(chunk_vectors.c.model == model))).all()
-        vectors = np.frombuffer(b"".join(r.vector for r in rows), dtype="<f4").reshape(len(rows), -1) if rows \
-            else np.zeros((0, 1), dtype=np.float32)
-        self._matrix = _Matrix(signature, np.array([r.chunk_id for r in rows]), [r.document_id for r in rows],
-                               [r.owner for r in rows], vectors)
+        self._matrix = await asyncio.to_thread(_matrix_of, signature, rows)  # off the loop: all vectors
         return self._matrix
 
     async def search(self, query: str, owner: str | None, k: int) -> list[Hit]:
@@ -145,10 +142,8 @@ class VectorIndex:
         if not len(matrix.doc_ids):
             return []
         qvec = (await self.embedder.embed([query]))[0]
-        scores = matrix.vectors @ qvec
-        if owner is not None:
-            scores = np.where(np.array([o == owner for o in matrix.owners]), scores, -np.inf)
-        top = [int(i) for i in np.argsort(-scores)[:k] if np.isfinite(scores[i])]
+        # Exact search over every vector: off the event loop, so other streams do not wait on it.
+        top, scores = await asyncio.to_thread(_rank, matrix, qvec, owner, k)
         if not top:
             return []
         ids = [int(matrix.chunk_ids[i]) for i in top]
@@ -160,6 +155,21 @@ class VectorIndex:
                 .where(document_chunks.c.id.in_(ids)))).all()}
         return [Hit(cid, rows[cid].document_id, rows[cid].title, rows[cid].heading, rows[cid].text, float(scores[i]))
                 for cid, i in zip(ids, top) if cid in rows]
+
+
+def _matrix_of(signature: tuple[int, int], rows: list[Any]) -> _Matrix:
+    vectors = np.frombuffer(b"".join(r.vector for r in rows), dtype="<f4").reshape(len(rows), -1) if rows \
+        else np.zeros((0, 1), dtype=np.float32)
+    return _Matrix(signature, np.array([r.chunk_id for r in rows]), [r.document_id for r in rows],
+                   [r.owner for r in rows], vectors)
+
+
+def _rank(matrix: _Matrix, qvec: np.ndarray, owner: str | None, k: int) -> tuple[list[int], np.ndarray]:
+    """The indexes of the ``k`` best vectors the owner may see, best first, and every score."""
+    scores = matrix.vectors @ qvec
+    if owner is not None:
+        scores = np.where(np.array([o == owner for o in matrix.owners]), scores, -np.inf)
+    return [int(i) for i in np.argsort(-scores)[:k] if np.isfinite(scores[i])], scores
 
 
 def fuse(rankings: list[list[Hit]], k: int) -> list[Hit]:
