@@ -13,23 +13,18 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from hubbub.http.deps import get_container
-from hubbub.http.routing import dialect_router, request_id
+from hubbub.http.routing import dialect_router, error_response, request_id
 from hubbub.http.validation import problems
-from hubbub.errors import HubbubError, NotFound, RateLimited, Unauthorized
+from hubbub.errors import HubbubError, NotFound
 from hubbub.storage.keys import ApiKey
 
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
-    headers: dict[str, str] = {}
     if isinstance(exc, RequestValidationError):
         detail: Any = [{"field": p.field, "message": p.message} for p in problems(exc)]
         return JSONResponse({"detail": detail}, status_code=422)
     if isinstance(exc, HubbubError):
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        if isinstance(exc, Unauthorized):
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+        return error_response({"detail": exc.message}, exc.status, exc, challenge=True)
     return JSONResponse({"detail": "Internal error", "requestId": request_id(request)}, status_code=500)
 
 

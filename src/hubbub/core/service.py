@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator
 
 from hubbub.core import grounding
 from hubbub.core.capabilities import check_capabilities

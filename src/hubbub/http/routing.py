@@ -21,6 +21,7 @@ import typing
 from typing import Any, Awaitable, Callable, TypeVar
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException
 from hubbub.http import idempotency
 from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.auth import require_admin
-from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge
+from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge, RateLimited, Unauthorized
 from hubbub.limits import KeyQuota, Quota, current_key
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,18 @@ def body_doc(*models: type[BaseModel]) -> dict[str, Any]:
     schemas = [inline_schema(m) for m in models]
     schema = schemas[0] if len(schemas) == 1 else {"anyOf": schemas}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def error_response(body: Any, status: int, exc: Exception, *, challenge: bool = False) -> JSONResponse:
+    """A dialect's error body and status, with the headers that go with the error: ``Retry-After``
+    on a rate limit; ``WWW-Authenticate`` on a 401 where the dialect's shape has it (``challenge``).
+    Every dialect's ``render_error`` ends here, so no dialect forgets them."""
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif challenge and isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(body, status_code=status, headers=headers or None)
 
 
 def request_id(request: Request) -> str:

@@ -15,9 +15,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.validation import problems
-from hubbub.errors import HubbubError, InvalidRequest, PayloadTooLarge, RateLimited
+from hubbub.errors import HubbubError, InvalidRequest, PayloadTooLarge
 from hubbub.rag.chunk import Chunk
 from hubbub.rag.store import DocumentInfo, Hit
 
@@ -57,7 +57,6 @@ def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status, body = error_body(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(body, status, exc)
 
 

@@ -26,7 +26,7 @@ from hubbub.core.events import TextDelta
 from hubbub.core.generation import Generation
 from hubbub.core.types import Message, ModelInfo, SamplingParams
 from hubbub.dialects.bento.protocol import BentoChatRequest
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.sse import DONE, frame
 from hubbub.http.validation import problems
 from hubbub.errors import (
@@ -126,5 +126,4 @@ def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status, body = error_body(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(body, status, exc)

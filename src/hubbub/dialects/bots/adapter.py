@@ -26,15 +26,13 @@ from hubbub.core.events import TextDelta
 from hubbub.core.generation import Generation
 from hubbub.core.types import Bot
 from hubbub.dialects.bots.v1 import V1ValidationError
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.sse import DONE, frame
 from hubbub.errors import (
     HubbubError,
     InvalidRequest,
     ModelNotFound,
     NotFound,
-    RateLimited,
-    Unauthorized,
     UpstreamError,
 )
 
@@ -129,9 +127,4 @@ def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status, body = error_body(exc, request_id(request))
-    headers = None
-    if isinstance(exc, RateLimited):
-        headers = {"Retry-After": str(exc.retry_after)}
-    elif isinstance(exc, Unauthorized):
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return error_response(body, status, exc, challenge=True)

@@ -14,7 +14,7 @@ from hubbub.core.ids import new_id
 from hubbub.core.turns import Turn, TurnOptions, TurnRunner
 from hubbub.core.types import Conversation, Message, SamplingParams, StoredMessage
 from hubbub.dialects.builder.protocol import BuilderChatRequest
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.sse import frame
 from hubbub.http.validation import problems
 from hubbub.errors import (
@@ -196,8 +196,7 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     """``{"error": {"code", "message", ...}}`` with its status (and ``Retry-After`` on 429)."""
     status, error = error_parts(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+    return error_response({"error": error}, status, exc)
 
 
 async def resume_stream(

@@ -15,7 +15,7 @@ from hubbub.core.service import DEFAULT_BOT_SLUG, bot_params
 from hubbub.core.turns import Turn, TurnOptions, TurnRunner
 from hubbub.core.types import Conversation, Message, SamplingParams, StoredMessage, Usage
 from hubbub.dialects.conversations.protocol import ConversationChatRequest
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.sse import frame
 from hubbub.http.validation import problems
 from hubbub.errors import (
@@ -176,5 +176,4 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     """``{"success": false, "error": {"code", "message", ...}}`` (``Retry-After`` on 429)."""
     status, error = error_parts(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)
+    return error_response({"success": False, "error": error}, status, exc)

@@ -29,7 +29,7 @@ from hubbub.core.types import (
     Usage,
 )
 from hubbub.dialects.openai.protocol import ChatCompletionRequest, ChatMessageIn
-from hubbub.http.routing import request_id
+from hubbub.http.routing import error_response, request_id
 from hubbub.http.sse import DONE, Last, frame
 from hubbub.http.validation import problems
 from hubbub.errors import (
@@ -310,9 +310,7 @@ def error_body(exc: Exception, rid: str | None) -> dict[str, Any]:
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status = 400 if isinstance(exc, RequestValidationError) else getattr(exc, "status", 500)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
-    return JSONResponse(error_body(exc, request_id(request)), status_code=status, headers=headers,
-                        media_type="application/json")
+    return error_response(error_body(exc, request_id(request)), status, exc)
 
 
 def dumps(obj: Any) -> bytes:
