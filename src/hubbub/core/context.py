@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubbub.core.types import Message
+from hubbub.core.types import Message, Tools
 from hubbub.errors import ContextTooLong
 from hubbub.providers.base import Provider
 
@@ -12,16 +12,25 @@ def completion_reserve(context_length: int, max_tokens: int | None) -> int:
     return min(max_tokens or 512, context_length // 4)
 
 
-async def check_fits(provider: Provider, model: str, messages: list[Message], context_length: int) -> int:
+async def count(provider: Provider, model: str, messages: list[Message], tools: Tools | None = None) -> int:
+    """Prompt tokens of ``messages`` (with the tool definitions the prompt will carry)."""
+    if tools is None:
+        return await provider.count_tokens(messages, model)
+    return await provider.count_tokens(messages, model, tools=tools)
+
+
+async def check_fits(provider: Provider, model: str, messages: list[Message], context_length: int,
+                     tools: Tools | None = None) -> int:
     """Prompt tokens of ``messages``; ``ContextTooLong`` unless at least one answer token fits."""
-    n = await provider.count_tokens(messages, model)
+    n = await count(provider, model, messages, tools)
     if n >= context_length:
         raise ContextTooLong(context_length, n)
     return n
 
 
 async def trim_to_fit(
-    provider: Provider, model: str, messages: list[Message], context_length: int, reserve: int
+    provider: Provider, model: str, messages: list[Message], context_length: int, reserve: int,
+    tools: Tools | None = None,
 ) -> tuple[list[Message], int]:
     """Drop the oldest non-system turns until prompt + ``reserve`` fits.
 
@@ -33,13 +42,13 @@ async def trim_to_fit(
     rest = [m for m in messages if m.role != "system"]
     budget = context_length - reserve
 
-    async def count(drop: int) -> int:
-        return await provider.count_tokens(system + rest[drop:], model)
+    async def tokens(drop: int) -> int:
+        return await count(provider, model, system + rest[drop:], tools)
 
-    full = await count(0)
+    full = await tokens(0)
     if full <= budget:
         return system + rest, full
-    minimum = await count(max(len(rest) - 1, 0))
+    minimum = await tokens(max(len(rest) - 1, 0))
     if minimum >= context_length:
         raise ContextTooLong(context_length, minimum)
     hi = max(len(rest) - 1, 0)
@@ -47,16 +56,17 @@ async def trim_to_fit(
     best_n = minimum
     while lo < hi:
         mid = (lo + hi) // 2
-        n = await count(mid)
+        n = await tokens(mid)
         if n <= budget:
             hi, best_n = mid, n
         else:
             lo = mid + 1
     drop = lo
-    # Start the kept history on a user turn, so the model never sees an orphan answer first.
+    # Start the kept history on a user turn, so the model never sees an orphan answer (or an
+    # orphan tool result) first.
     while drop < len(rest) - 1 and rest[drop].role != "user":
         drop += 1
     kept = system + rest[drop:]
     if drop != lo or best_n == minimum:
-        best_n = await provider.count_tokens(kept, model)
+        best_n = await count(provider, model, kept, tools)
     return kept, best_n

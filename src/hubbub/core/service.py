@@ -221,9 +221,9 @@ class ChatService:
         if trim:
             reserve = completion_reserve(context, request.params.max_tokens)
             messages, prompt_tokens = await trim_to_fit(entry.provider, entry.upstream_model, messages, context,
-                                                        reserve)
+                                                        reserve, request.tools)
         else:
-            prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, context)
+            prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, context, request.tools)
         params = request.params
         room = context - prompt_tokens
         if params.max_tokens is None or params.max_tokens > room:

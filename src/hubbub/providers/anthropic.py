@@ -24,13 +24,14 @@ import asyncio
 from typing import Any, AsyncIterator
 
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
-from hubbub.core.types import FinishReason, Message, ProviderRequest, Usage
+from hubbub.core.types import FinishReason, Message, ProviderRequest, Tools, Usage
 from hubbub.errors import HubbubError, InvalidRequest, UpstreamError
 from hubbub.providers.faults import (
     UpstreamUnavailable,
     error_message,
     estimate_prompt_tokens,
     estimate_text_tokens,
+    estimate_tools_tokens,
     from_status,
     parse_retry_after,
     scrub,
@@ -97,8 +98,8 @@ class AnthropicProvider:
             default_headers=dict(config.headers) or None,
         )
 
-    async def count_tokens(self, messages: list[Message], model: str = "") -> int:
-        return estimate_prompt_tokens(messages)
+    async def count_tokens(self, messages: list[Message], model: str = "", tools: Tools | None = None) -> int:
+        return estimate_prompt_tokens(messages) + estimate_tools_tokens(tools)
 
     async def count_text_tokens(self, text: str, model: str = "") -> int:
         return estimate_text_tokens(text)

@@ -56,7 +56,10 @@ class Provider(Protocol):
     def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]: ...
 
     async def count_tokens(self, messages: list[Message], model: str) -> int:
-        """Prompt tokens ``messages`` will cost, with the model's own tokenizer where known."""
+        """Prompt tokens ``messages`` will cost, with the model's own tokenizer where known.
+
+        A provider with the ``tools`` capability also takes ``tools=`` (the definitions the
+        prompt will carry); ``core/context.count`` passes it only when there are tools."""
         ...
 
     async def count_text_tokens(self, text: str, model: str) -> int: ...

@@ -70,6 +70,11 @@ class Job:
     cancel: threading.Event
     loop: asyncio.AbstractEventLoop  # where the events go: ``queue`` is read there
     queue: asyncio.Queue[object]
+    # Whether its prompt may start from cached cells. A seeded request reads its whole prompt:
+    # a reused prefix leaves the last prompt token's logits computed in another shape of batch,
+    # which moves them in the last bits, enough to change what a seeded sampler draws (the
+    # same seed must give the same answer, whatever the cache held before).
+    reuse: bool = True
     # -- decode-thread state ----------------------------------------------------
     seq_id: int = -1
     kv: list[int] = field(default_factory=list)  # tokens whose cells are in the cache
@@ -236,7 +241,7 @@ class BatchEngine:
         lowest id that keeps the running ids contiguous, or a parked stream in such a place
         whose tokens start like its prompt."""
         tokens = job.pending
-        limit = len(tokens) - 1  # at least one token must be evaluated, for its logits
+        limit = len(tokens) - 1 if job.reuse else 0  # at least one token must be evaluated, for its logits
         allowed = self._contiguous_ids()
         parked_len, parked_id = 0, -1
         best_len, best_src = 0, -1

@@ -33,7 +33,8 @@ from dataclasses import dataclass, replace
 from typing import Any, AsyncIterator, Callable
 
 from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
-from hubbub.core.types import FinishReason, Message, ProviderRequest, Usage
+from hubbub.core.context import count
+from hubbub.core.types import FinishReason, Message, ProviderRequest, Tools, Usage
 from hubbub.errors import ChannelUnavailable, HubbubError, UpstreamError
 from hubbub.providers.base import Provider
 from hubbub.providers.faults import UpstreamUnavailable
@@ -102,9 +103,9 @@ class ChannelRouter:
         keys = {id(c): self._rng.random() ** (1.0 / c.weight) for c in ready}
         return sorted(ready, key=lambda c: (-c.priority, -keys[id(c)]))
 
-    async def count_tokens(self, messages: list[Message], model: str = "") -> int:
+    async def count_tokens(self, messages: list[Message], model: str = "", tools: Tools | None = None) -> int:
         first = self.channels[0]
-        return await first.provider.count_tokens(messages, first.upstream_model)
+        return await count(first.provider, first.upstream_model, messages, tools)
 
     async def count_text_tokens(self, text: str, model: str = "") -> int:
         first = self.channels[0]

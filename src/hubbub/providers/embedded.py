@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
-from hubbub.core.events import ProviderEvent
-from hubbub.core.types import Message, ModelInfo, ProviderRequest, SamplingParams
+from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
+from hubbub.core.types import Message, ModelInfo, ProviderRequest, SamplingParams, Tools
+from hubbub.errors import FieldProblem, InvalidRequest, UpstreamError
+from hubbub.providers import tool_calls
 from hubbub.providers.base import Capabilities, Provider, ProviderKind
 from hubbub.providers.batching import END, BatchEngine, Job
 from hubbub.providers.sampling import GrammarCache, SamplerChain
@@ -130,20 +132,25 @@ class EmbeddedModel:
 
     # -- tokenizing (thread-safe: reads only the vocabulary) -------------------
 
-    def format_prompt(self, messages: list[Message], assistant_prefix: str = "") -> str:
-        result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+    def format_prompt(self, turns: list[dict[str, str]], assistant_prefix: str = "") -> str:
+        """``turns`` (role and content, as ``tool_calls.render`` makes them) in the GGUF's template."""
+        result = self._formatter(messages=turns)
         return result.prompt + assistant_prefix
 
-    def tokenize_prompt(self, messages: list[Message], assistant_prefix: str = "") -> list[int]:
-        prompt = self.format_prompt(messages, assistant_prefix)
+    def tokenize_prompt(self, turns: list[dict[str, str]], assistant_prefix: str = "") -> list[int]:
+        prompt = self.format_prompt(turns, assistant_prefix)
         return self._model.tokenize(prompt.encode("utf-8"), add_bos=self._add_bos, special=True)
 
     def count_text(self, text: str) -> int:
         return len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
-    def sampler(self, params: SamplingParams) -> SamplerChain:
-        """A sampler chain for ``params``. With a response format this converts a JSON schema and
-        parses a grammar (up to a second for a large schema): call it off the event loop then."""
+    def sampler(self, params: SamplingParams, tools: Tools | None = None) -> SamplerChain:
+        """A sampler chain for ``params`` (and, with ``tools``, constrained to exact tool calls).
+        With a grammar this converts JSON schemas and parses the grammar (up to a second for a
+        large schema): call it off the event loop then."""
+        if tools is not None:
+            grammar, lazy = self._grammars.tools(tools)
+            return SamplerChain(self._model.vocab, params, grammar, lazy_trigger=tool_calls.TRIGGER if lazy else None)
         return SamplerChain(self._model.vocab, params, self._grammars.get(params.response_format))
 
     def close(self) -> None:
@@ -156,7 +163,7 @@ class EmbeddedProvider:
     """The provider seam over an ``EmbeddedModel``."""
 
     name = "embedded"
-    capabilities = Capabilities(json_schema=True, continues_answers=True, sampling=frozenset({"seed"}))
+    capabilities = Capabilities(json_schema=True, tools=True, continues_answers=True, sampling=frozenset({"seed"}))
 
     def __init__(self, model: EmbeddedModel) -> None:
         self.model = model
@@ -164,11 +171,12 @@ class EmbeddedProvider:
         # last few tokenizations so the prompt is templated and tokenized once, not twice.
         self._recent: collections.OrderedDict[tuple, list[int]] = collections.OrderedDict()
 
-    async def _tokens(self, messages: list[Message], assistant_prefix: str = "") -> list[int]:
-        key = (tuple((m.role, m.content) for m in messages), assistant_prefix)
+    async def _tokens(self, messages: list[Message], tools: Tools | None, assistant_prefix: str = "") -> list[int]:
+        turns = tool_calls.render(messages, tool_calls.active(tools))
+        key = (tuple((t["role"], t["content"]) for t in turns), assistant_prefix)
         tokens = self._recent.get(key)
         if tokens is None:
-            tokens = await asyncio.to_thread(self.model.tokenize_prompt, messages, assistant_prefix)
+            tokens = await asyncio.to_thread(self.model.tokenize_prompt, turns, assistant_prefix)
             self._recent[key] = tokens
             while len(self._recent) > _RECENT_PROMPTS:
                 self._recent.popitem(last=False)
@@ -189,8 +197,8 @@ class EmbeddedProvider:
         model = await asyncio.to_thread(EmbeddedModel, config)
         return cls(model)
 
-    async def count_tokens(self, messages: list[Message], model: str = "") -> int:
-        return len(await self._tokens(messages))
+    async def count_tokens(self, messages: list[Message], model: str = "", tools: Tools | None = None) -> int:
+        return len(await self._tokens(messages, tools))
 
     async def count_text_tokens(self, text: str, model: str = "") -> int:
         if len(text) < 2000:
@@ -199,15 +207,20 @@ class EmbeddedProvider:
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
         params = request.params
+        tools = tool_calls.active(request.tools)
+        fmt = params.response_format
+        constrained = fmt is not None and fmt.type != "text"
+        if tools is not None and constrained:
+            raise InvalidRequest(details=[FieldProblem(
+                "response_format", "cannot be combined with tools on the embedded model (docs/tool-calling.md)")])
         # A bad grammar is an InvalidRequest here, before any decoding starts. Building one (schema
         # conversion, grammar parsing) takes up to a second for a large schema: never on the loop.
-        fmt = params.response_format
-        if fmt is None or fmt.type == "text":
+        if tools is None and not constrained:
             sampler = self.model.sampler(params)
         else:
-            sampler = await asyncio.to_thread(self.model.sampler, params)
+            sampler = await asyncio.to_thread(self.model.sampler, params, tools)
         try:
-            tokens = await self._tokens(request.messages, request.assistant_prefix)
+            tokens = await self._tokens(request.messages, request.tools, request.assistant_prefix)
         except BaseException:
             sampler.close()
             raise
@@ -215,9 +228,12 @@ class EmbeddedProvider:
         cancel = threading.Event()
         budget = params.max_tokens if params.max_tokens is not None else self.model.n_ctx
         budget = min(budget, self.model.n_ctx - len(tokens))
-        self.model.engine.submit(
-            Job(tokens, budget, sampler, list(params.stop or ()), cancel, asyncio.get_running_loop(), queue)
-        )
+        # When a call is required the grammar decides where the answer ends: a stop string must
+        # not cut a call in half.
+        stops = [] if tools is not None and tools.choice.mode != "auto" else list(params.stop or ())
+        self.model.engine.submit(Job(tokens, budget, sampler, stops, cancel, asyncio.get_running_loop(), queue,
+                                     reuse=params.seed is None))
+        parser = tool_calls.ToolCallParser() if tools is not None else None
         try:
             while True:
                 item = await queue.get()
@@ -225,13 +241,35 @@ class EmbeddedProvider:
                     break
                 if isinstance(item, Exception):
                     raise item
-                yield item  # type: ignore[misc]
+                if parser is None:
+                    yield item  # type: ignore[misc]
+                    continue
+                for event in _through(parser, item):  # type: ignore[arg-type]
+                    yield event
         finally:
             # Do not wait: a cancelled caller must not block; the decode thread drops it next step.
             cancel.set()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.model.close)
+
+
+def _through(parser: tool_calls.ToolCallParser, event: ProviderEvent) -> list[ProviderEvent]:
+    """The decoded text read for tool calls; the finish reason says whether calls were made,
+    and a call list the budget cut short ends as ``length``, never as finished calls."""
+    try:
+        if isinstance(event, TextDelta):
+            return parser.feed(event.text)
+        if isinstance(event, UsageReport):
+            return [*parser.finish(), event]
+        if isinstance(event, Finish):
+            if parser.in_calls:
+                reason = "tool_calls" if parser.complete else ("length" if event.reason != "cancelled" else "cancelled")
+                return [Finish(reason)]
+            return [event]
+    except ValueError as exc:  # the grammar makes this impossible; if it happens, say so
+        raise UpstreamError("Model error", details=f"the embedded model's tool call could not be read: {exc}") from None
+    return [event]
 
 
 def _build(config: EmbeddedConfig, api_key: str | None = None) -> EmbeddedProvider:

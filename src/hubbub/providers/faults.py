@@ -16,12 +16,13 @@ upstream echoes back, and no URL is ever quoted (a user may put a key in one).
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import re
 import time
 from typing import Any, Literal
 
-from hubbub.core.types import Message
+from hubbub.core.types import ImagePart, Message, ToolCall, ToolResult, Tools
 from hubbub.errors import ContextTooLong, HubbubError, InvalidRequest, UpstreamError
 
 FailureKind = Literal["connect", "timeout", "rate_limited", "server_error", "stream_broken", "rejected"]
@@ -130,10 +131,34 @@ def estimate_text_tokens(text: str) -> int:
     return max(1, round(len(text.encode("utf-8")) / 4))
 
 
+# What an image costs a vision model, at most for one high-detail tile set (OpenAI counts 765 for a
+# 1024×1024 image): an estimate on the high side, so that a prompt judged to fit does fit.
+IMAGE_TOKENS = 765
+
+
 def estimate_prompt_tokens(messages: list[Message]) -> int:
     """A deliberately high estimate (three bytes per token, plus each message's framing), so that
     a prompt judged to fit does fit; the upstream's own count, when it sends one, is what is billed."""
     total = 3
     for m in messages:
-        total += 4 + math.ceil(len(m.content.encode("utf-8")) / 3)
+        size = 0
+        for part in m.parts:
+            if isinstance(part, ImagePart):
+                total += IMAGE_TOKENS
+            elif isinstance(part, ToolCall):
+                size += len(part.name) + len(part.arguments.encode("utf-8")) + 16
+            elif isinstance(part, ToolResult):
+                size += len(part.text.encode("utf-8")) + 16
+                total += IMAGE_TOKENS * sum(isinstance(p, ImagePart) for p in part.parts)
+            else:
+                size += len(getattr(part, "text", "").encode("utf-8"))
+        total += 4 + math.ceil(size / 3)
     return total
+
+
+def estimate_tools_tokens(tools: Tools | None) -> int:
+    """The tool definitions a prompt carries, estimated like the messages (three bytes a token)."""
+    if tools is None or not tools.specs:
+        return 0
+    size = sum(len(json.dumps([t.name, t.description, t.parameters])) for t in tools.specs)
+    return 16 + math.ceil(size / 3)

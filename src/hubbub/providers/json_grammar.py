@@ -95,7 +95,7 @@ def _int_bounds(schema: dict[str, Any]) -> tuple[int | None, int | None] | None:
     return (None if lo is None else int(lo)), (None if hi is None else int(hi))
 
 
-def schema_to_gbnf(schema: dict[str, Any]) -> str:
+def _converter() -> Any:
     from llama_cpp.llama_grammar import SchemaConverter
 
     class _Converter(SchemaConverter):
@@ -108,7 +108,35 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
                 return self._add_rule(name or "root", f'({int_range_rule(lo, hi)}) " "?')
             return super().visit(node, name)
 
-    converter = _Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    return _Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+
+
+def schema_to_gbnf(schema: dict[str, Any]) -> str:
+    converter = _converter()
     resolved = converter.resolve_refs(json.loads(json.dumps(schema)), "request")
     converter.visit(resolved, "")
     return converter.format_grammar().replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+def tool_calls_gbnf(tools: list[tuple[str, dict[str, Any]]], head: str, separator: str, tail: str,
+                    call_open: str, call_middle: str, call_close: str, parallel: bool) -> str:
+    """A grammar for a list of tool calls: ``head`` call (``separator`` call)* ``tail`` (one call
+    only when not ``parallel``), each call ``call_open`` NAME ``call_middle`` ARGUMENTS
+    ``call_close``, where NAME is one of ``tools``' names and ARGUMENTS is JSON valid against that
+    tool's parameters schema (by the same converter and fixes as ``schema_to_gbnf``)."""
+    converter = _converter()
+    alternatives = []
+    for i, (name, schema) in enumerate(tools):
+        resolved = converter.resolve_refs(json.loads(json.dumps(schema)), f"tool-{i}")
+        args = converter.visit(resolved, f"args-{i}")
+        alternatives.append(converter._add_rule(
+            f"call-{i}", f"{_literal(call_open + name + call_middle)} {args} {_literal(call_close)}"))
+    converter._add_rule("call", " | ".join(alternatives))
+    more = f" ({_literal(separator)} call)*" if parallel else ""
+    converter._add_rule("root", f"{_literal(head)} call{more} {_literal(tail)}")
+    return converter.format_grammar().replace(_LOOSE_CHAR, _STRICT_CHAR)
+
+
+def _literal(text: str) -> str:
+    """A GBNF string literal for ``text``."""
+    return json.dumps(text)

@@ -40,6 +40,7 @@ from hubbub.providers.faults import (
     error_message,
     estimate_prompt_tokens,
     estimate_text_tokens,
+    estimate_tools_tokens,
     from_status,
     parse_retry_after,
     scrub,
@@ -177,8 +178,8 @@ class OpenAICompatProvider:
             user_agent=f"hubbub/{__version__}",
         )
 
-    async def count_tokens(self, messages: list[Message], model: str = "") -> int:
-        return estimate_prompt_tokens(messages)
+    async def count_tokens(self, messages: list[Message], model: str = "", tools: Tools | None = None) -> int:
+        return estimate_prompt_tokens(messages) + estimate_tools_tokens(tools)
 
     async def count_text_tokens(self, text: str, model: str = "") -> int:
         return estimate_text_tokens(text)

@@ -12,6 +12,7 @@ frees them.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import threading
 from collections import OrderedDict
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hubbub.core.types import ResponseFormat, SamplingParams
+from hubbub.core.types import ResponseFormat, SamplingParams, Tools
 from hubbub.errors import InvalidRequest
 
 DEFAULT_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed per request
@@ -56,11 +57,31 @@ class GrammarCache:
         if fmt is None or fmt.type == "text":
             return None
         key = fmt.type + ":" + hashlib.sha256(orjson.dumps(fmt.schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return self._build(key, lambda: grammar_text(fmt))
+
+    def tools(self, tools: "Tools") -> tuple[str, bool]:
+        """The grammar for tool calls (``tool_calls.grammar``) and whether it is lazy."""
+        from hubbub.providers import tool_calls
+
+        described = [(t.name, t.parameters) for t in tools.specs]
+        key = "tools:" + hashlib.sha256(orjson.dumps([described, tools.parallel, tools.choice.mode],
+                                                      option=orjson.OPT_SORT_KEYS)).hexdigest()
+        lazy = tools.choice.mode == "auto"
+
+        def build() -> str:
+            try:
+                return tool_calls.grammar(tools)[0]
+            except Exception as exc:  # the converter rejects what it cannot express
+                raise InvalidRequest(f"tools: a parameters schema is not supported: {exc}") from exc
+
+        return self._build(key, build) or "", lazy
+
+    def _build(self, key: str, build: Any) -> str | None:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        grammar = grammar_text(fmt)  # may raise InvalidRequest: not cached, the next try raises again
+        grammar = build()  # may raise InvalidRequest: not cached, the next try raises again
         with self._lock:
             self._items[key] = grammar
             while len(self._items) > self._size:
@@ -72,7 +93,11 @@ class SamplerChain:
     """Owns one ``llama_sampler`` chain; ``close`` frees it (idempotent). ``grammar``: the GBNF
     text constraining the output (``GrammarCache.get``), or None."""
 
-    def __init__(self, vocab: Any, params: SamplingParams, grammar: str | None = None) -> None:
+    def __init__(self, vocab: Any, params: SamplingParams, grammar: str | None = None,
+                 lazy_trigger: str | None = None) -> None:
+        """``lazy_trigger``: a regular expression; the grammar applies only once the output
+        matches it, from its first group on (llama.cpp's lazy grammar: tool calls under
+        ``tool_choice: auto``)."""
         import llama_cpp as lc
 
         self._lc = lc
@@ -82,7 +107,12 @@ class SamplerChain:
         chain = lc.llama_sampler_chain_init(lc.llama_sampler_chain_default_params())
         self.ptr = chain
         if grammar is not None:
-            g = lc.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+            if lazy_trigger is None:
+                g = lc.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+            else:
+                patterns = (ctypes.c_char_p * 1)(lazy_trigger.encode("utf-8"))
+                g = lc.llama_sampler_init_grammar_lazy_patterns(vocab, grammar.encode("utf-8"), b"root",
+                                                                 patterns, 1, None, 0)
             if not g:
                 self.close()
                 raise InvalidRequest("response_format.json_schema is not supported: the grammar does not parse")
