@@ -178,8 +178,8 @@ class AnthropicReply:
         if self.events is not None:
             return self.events
 
-        def ev(name: str, data: dict[str, Any]) -> bytes:  # compact JSON, as the API sends it
-            return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+        def ev(name: str, data: dict[str, Any]) -> bytes:  # compact UTF-8 JSON, as the API sends it
+            return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False)}\n\n".encode()
 
         def pieces(text: str) -> list[str]:
             return [text[i:i + self.fragment] for i in range(0, len(text), self.fragment)]
@@ -205,7 +205,7 @@ class AnthropicReply:
                 deltas.append({"type": "signature_delta", "signature": block["signature"]})
             elif kind == "tool_use":
                 deltas = [{"type": "input_json_delta", "partial_json": p}
-                          for p in pieces(json.dumps(block["input"], separators=(",", ":")))]
+                          for p in pieces(json.dumps(block["input"], separators=(",", ":"), ensure_ascii=False))]
             out += [ev("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d})
                     for d in deltas]
             out.append(ev("content_block_stop", {"type": "content_block_stop", "index": i}))

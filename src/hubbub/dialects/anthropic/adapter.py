@@ -13,6 +13,7 @@ import orjson
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from hubbub.core.generation import Generation
 from hubbub.core.types import (
@@ -34,6 +35,7 @@ from hubbub.dialects.anthropic.protocol import (
     ContentBlock,
     CountTokensRequest,
     MessageIn,
+    ImageSource,
     MessagesRequest,
     ResultBlock,
 )
@@ -142,9 +144,12 @@ def _assistant_part(block: ContentBlock, i: int, j: int) -> Part:
 def _text_or_image(block: ContentBlock | ResultBlock, where: str) -> Part:
     if block.type == "text":
         return TextPart(_required(block.text, where, "text"))
-    source = block.source
-    if source is None:
+    if block.source is None:
         raise _refuse(f"{where}.source", "Field required")
+    try:
+        source = ImageSource.model_validate(block.source)
+    except ValidationError:
+        raise _refuse(f"{where}.source.type", "Field required") from None
     if source.type == "base64":
         media = _required(source.media_type, f"{where}.source", "media_type")
         return ImagePart(f"data:{media};base64,{_required(source.data, f'{where}.source', 'data')}")
@@ -318,14 +323,21 @@ def error_type(exc: Exception) -> tuple[str, int]:
     return "api_error", 500
 
 
+def _wire_path(field: str) -> str:
+    """A field path without pydantic's union branch tags (``content.str``, ``content.list[…]``)."""
+    return ".".join(p for p in field.split(".") if p not in ("str", "int") and "[" not in p)
+
+
 def error_message(exc: Exception, rid: str | None) -> str:
     if isinstance(exc, RequestValidationError):
         exc = InvalidRequest("Invalid request", problems(exc))
     if isinstance(exc, InvalidRequest) and exc.details:
-        first = exc.details[0]
-        if first.kind == "json_invalid":
+        if any(p.kind == "json_invalid" for p in exc.details):
             return "The request body is not valid JSON."
-        return f"{first.field}: {first.message}"
+        # A value that fits no branch of a union has one problem per branch: the deepest one
+        # names what is wrong (a block's field, not "content: Input should be a valid string").
+        first = max(exc.details, key=lambda p: len(_wire_path(p.field).split(".")))
+        return f"{_wire_path(first.field)}: {first.message}"
     if isinstance(exc, ContextTooLong):
         # Anthropic's own wording, which clients (hubbub's Anthropic provider among them) parse.
         return f"prompt is too long: {exc.request_length} tokens > {exc.max_length} maximum"

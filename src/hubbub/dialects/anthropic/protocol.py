@@ -17,6 +17,8 @@ class _Wire(BaseModel):
 
 
 class ImageSource(_Wire):
+    """An image block's ``source``."""
+
     type: str  # "base64" | "url" ("file" is refused: hubbub has no Files API)
     media_type: str | None = None
     data: str | None = None
@@ -28,7 +30,7 @@ class ResultBlock(_Wire):
 
     type: str
     text: str | None = None
-    source: ImageSource | None = None
+    source: dict[str, Any] | None = None  # image (ImageSource)
 
 
 class ContentBlock(_Wire):
@@ -38,7 +40,7 @@ class ContentBlock(_Wire):
 
     type: str
     text: str | None = None  # text
-    source: ImageSource | None = None  # image
+    source: dict[str, Any] | None = None  # image: read by adapter (ImageSource), so other blocks' sources pass
     id: str | None = None  # tool_use
     name: str | None = None  # tool_use
     input: Any = None  # tool_use: an object
