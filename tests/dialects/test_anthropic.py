@@ -247,11 +247,20 @@ def _key(srv, **limits) -> str:  # noqa: ANN001
 
 
 async def test_x_api_key_authenticates_and_limits_apply(keyed):
-    key = _key(keyed, rpm=2)
+    key = _key(keyed, rpm=3)
     with pytest.raises(anthropic.AuthenticationError) as info:
         await _sdk(keyed, api_key="sk-wrong").messages.create(model=MODEL, max_tokens=2, messages=HI)
     assert info.value.body["error"]["type"] == "authentication_error"
-    client = _sdk(keyed, api_key=key)  # sends x-api-key and anthropic-version, as it always does
+    # Anthropic's own header (this SDK version sends the key as a bearer token; older ones and
+    # other clients send x-api-key), with anthropic-version as every client sends it.
+    body = {"model": MODEL, "max_tokens": 2, "messages": HI}
+    async with httpx.AsyncClient(base_url=keyed.url, timeout=60) as raw:
+        r = await raw.post("/v1/messages", json=body, headers={"x-api-key": "sk-wrong",
+                                                               "anthropic-version": "2023-06-01"})
+        assert _error(r, 401, "authentication_error")
+        r = await raw.post("/v1/messages", json=body, headers={"x-api-key": key, "anthropic-version": "2023-06-01"})
+        assert r.status_code == 200 and r.json()["content"]
+    client = _sdk(keyed, api_key=key)
     assert (await client.messages.create(model=MODEL, max_tokens=2, messages=HI)).content
     assert (await client.messages.count_tokens(model=MODEL, messages=HI)).input_tokens > 0
     with pytest.raises(anthropic.RateLimitError) as info:

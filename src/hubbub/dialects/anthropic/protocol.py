@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 
 class _Wire(BaseModel):
@@ -94,8 +95,8 @@ class CountTokensRequest(_Wire):
     tool_choice: ToolChoiceIn | None = None
     thinking: ThinkingIn | None = None
     # Server-side features hubbub has no part in: refused by name when present (adapter.refuse_unsupported).
-    mcp_servers: list[Any] | None = None
-    container: Any = None
+    mcp_servers: SkipJsonSchema[list[Any] | None] = None
+    container: SkipJsonSchema[Any] = None
 
 
 class MessagesRequest(CountTokensRequest):

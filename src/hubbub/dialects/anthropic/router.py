@@ -21,7 +21,9 @@ async def _bot(service: ChatService, model: str, owner: str | None) -> Bot | Non
     return await service.bot(model[1:], owner) if model.startswith("@") else None
 
 
-@router.post("/messages", summary="Create a message (Anthropic Messages API)", openapi_extra=body_doc(MessagesRequest))
+@router.post("/messages", summary="Create a message (Anthropic Messages API)", openapi_extra=body_doc(MessagesRequest),
+             responses={200: {"description": "a message, or with `stream` Anthropic's event stream",
+                              "content": {"application/json": {}, "text/event-stream": {}}}})
 async def messages(request: Request) -> Response:
     # Only the request: on the fast path like /v1/chat/completions (http/fastpath.py).
     body = json_body(request, MessagesRequest)
