@@ -341,3 +341,31 @@ async def test_a_forced_tool_call_round_trip_with_the_embedded_model(server, str
     assert answer.stop_reason in ("end_turn", "max_tokens")
     assert [b.type for b in answer.content] == ["text"] and answer.content[0].text
     await client.close()
+
+
+async def test_same_text_and_tokens_as_the_openai_dialect(server, client):
+    """The parity of test_parity.py for the sixth dialect: one scripted model, the same messages
+    through /v1/chat/completions and /v1/messages, the same text, provider request and usage."""
+    provider = ScriptedProvider("Parity holds in the Anthropic dialect too.")
+    register_scripted(server, "parity-anthropic", provider)
+    system, user = "Answer in one sentence.", "Is hubbub consistent?"
+    r = await client.post("/v1/chat/completions", headers={"X-Request-Id": "parity6-openai"}, json={
+        "model": "parity-anthropic", "messages": [{"role": "system", "content": system},
+                                                  {"role": "user", "content": user}]})
+    openai_text, openai_usage = r.json()["choices"][0]["message"]["content"], r.json()["usage"]
+    r = await client.post("/v1/messages", headers={"X-Request-Id": "parity6-anthropic"}, json={
+        "model": "parity-anthropic", "max_tokens": 100, "system": system, "messages": [{"role": "user", "content": user}],
+        "stream": True})
+    events = _events(r.content)
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    usage = events[-2][1]["usage"]
+    assert text == openai_text == provider.reply
+    assert (usage["input_tokens"], usage["output_tokens"]) == (openai_usage["prompt_tokens"],
+                                                               openai_usage["completion_tokens"])
+    asked = [[(m.role, m.content) for m in req.messages] for req in provider.requests]
+    assert asked == [[("system", system), ("user", user)]] * 2
+    for _ in range(100):
+        if all(server.call(server.container.usage.count(f"parity6-{n}")) == 1 for n in ("openai", "anthropic")):
+            break
+        await asyncio.sleep(0.05)
+    assert all(server.call(server.container.usage.count(f"parity6-{n}")) == 1 for n in ("openai", "anthropic"))
