@@ -94,7 +94,7 @@ def check_body(status: int, kind: str, text: str) -> bool:
         json.loads(text)
     elif kind == "text/event-stream":
         for line in text.splitlines():
-            assert line == "" or line.startswith((":", "id:", "data:")), f"not an SSE line: {line!r}"
+            assert line == "" or line.startswith((":", "id:", "event:", "data:")), f"not an SSE line: {line!r}"
             if line.startswith("data:") and line[5:].strip() != "[DONE]":
                 json.loads(line[5:])
     else:
@@ -108,7 +108,8 @@ def check_body(status: int, kind: str, text: str) -> bool:
 _SPEC = create_app(Settings(embedded=EmbeddedConfig(enabled=False))).openapi()
 OPERATIONS = [(method.upper(), path) for path, ops in _SPEC["paths"].items() for method in ops]
 # Operations that may run the model get fewer examples: they are the slow ones.
-GENERATING = {"/v1/chat/completions", "/api/bento/chat/stream", "/api/chat", "/api/chat/stream", "/chat", "/v1/chat"}
+GENERATING = {"/v1/chat/completions", "/api/bento/chat/stream", "/api/chat", "/api/chat/stream", "/chat", "/v1/chat",
+              "/v1/messages"}
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +181,11 @@ ROUTES: dict[str, tuple[dict[str, Any], list[str]]] = {
     "/v1/chat/completions": ({"model": SMALL.id, "messages": HI, "max_tokens": 4},
                              ["model", "messages", "stream", "stream_options", "temperature", "top_p", "max_tokens",
                               "max_completion_tokens", "stop", "seed", "n", "response_format", "user"]),
+    "/v1/messages": ({"model": SMALL.id, "messages": HI, "max_tokens": 4},
+                     ["model", "messages", "system", "max_tokens", "stream", "temperature", "top_p", "top_k",
+                      "stop_sequences", "tools", "tool_choice", "thinking", "metadata"]),
+    "/v1/messages/count_tokens": ({"model": SMALL.id, "messages": HI},
+                                  ["model", "messages", "system", "tools", "tool_choice", "thinking"]),
     "/api/bento/chat/stream": ({"messages": HI, "maxTokens": 4},
                                ["messages", "model", "ragEnabled", "temperature", "maxTokens", "topP",
                                 "stopSequences", "stream"]),
@@ -211,6 +217,10 @@ def bodies(route: str) -> st.SearchStrategy[Any]:
 
 def _openai(body: Any, _: Any) -> None:
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def _anthropic(body: Any, _: Any) -> None:
+    assert body["type"] == "error" and {"type", "message"} <= set(body["error"])
 
 
 def _bento(body: Any, _: Any) -> None:
@@ -249,7 +259,8 @@ def _bots(body: Any, _: Any) -> None:
 
 
 SHAPES: dict[str, Callable[[Any, Any], None]] = {
-    "/v1/chat/completions": _openai, "/api/bento/chat/stream": _bento, "/api/chat": _chat,
+    "/v1/chat/completions": _openai, "/v1/messages": _anthropic, "/v1/messages/count_tokens": _anthropic,
+    "/api/bento/chat/stream": _bento, "/api/chat": _chat,
     "/api/chat#conversations": _chat, "/api/chat/stream": _conversations, "/chat": _bots, "/v1/chat": _bots,
     "/api/bots": _bots,
 }

@@ -1,120 +1,53 @@
-"""The Anthropic provider's event mapping (issue 4).
+"""The Anthropic provider's event mapping (issue 4) and its translation of typed parts, tools and
+reasoning both ways (issue 16).
 
 No real Messages API can be reached from the tests, so the official SDK is pointed at a
-scripted server the test owns: a Starlette app under uvicorn on a loopback port that
-replays Anthropic's SSE format byte for byte and records what it was sent.
+scripted server the test owns (``recorders.AnthropicRecorder``): a Starlette app under uvicorn
+on a loopback port that replays Anthropic's SSE format byte for byte and records what it was sent.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Iterator
 
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from hubbub.core.events import Finish, TextDelta, UsageReport
-from hubbub.core.types import Message, ModelInfo, ProviderRequest, SamplingParams, Usage
+from hubbub.core.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
+from hubbub.core.types import (
+    ImagePart,
+    Message,
+    ModelInfo,
+    ProviderRequest,
+    Reasoning,
+    ReasoningPart,
+    SamplingParams,
+    TextPart,
+    ToolCall,
+    ToolChoice,
+    ToolResult,
+    Tools,
+    ToolSpec,
+    Usage,
+)
 from hubbub.errors import ContextTooLong, InvalidRequest
 from hubbub.providers.anthropic import AnthropicProvider
 from hubbub.providers.channels import ChannelRouter, make_channel
 from hubbub.providers.faults import UpstreamUnavailable
 from hubbub.settings import FailoverConfig, ProviderConfig
 
-from support import collect_sse, free_port
+from recorders import AnthropicRecorder, AnthropicReply, answer, sse
+from support import collect_sse
 
 KEY_ENV = "TEST_ANTHROPIC_KEY_FOR_HUBBUB"
 KEY = "sk-ant-test-never-shown"
 
 
-def sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
-
-
-def answer(*texts: str, stop: str = "end_turn", input_tokens: int = 25, output_tokens: int = 9,
-           finish: bool = True) -> list[bytes]:
-    """The events of one streamed Messages API answer, as Anthropic sends them."""
-    events = [
-        sse("message_start", {"type": "message_start", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "content": [], "model": "claude-test",
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": input_tokens, "output_tokens": 1, "cache_read_input_tokens": 5}}}),
-        sse("content_block_start", {"type": "content_block_start", "index": 0,
-                                    "content_block": {"type": "text", "text": ""}}),
-        sse("ping", {"type": "ping"}),
-    ]
-    events += [sse("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                           "delta": {"type": "text_delta", "text": t}}) for t in texts]
-    if finish:
-        events += [
-            sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            sse("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                  "usage": {"output_tokens": output_tokens}}),
-            sse("message_stop", {"type": "message_stop"}),
-        ]
-    return events
-
-
-@dataclass
-class Reply:
-    status: int = 200
-    events: list[bytes] = field(default_factory=list)
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # between events
-
-
-class FakeAnthropic:
-    """``POST /v1/messages`` answering from ``script`` (one reply per request)."""
-
-    def __init__(self) -> None:
-        self.script: list[Reply] = []
-        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.closed_at: float | None = None
-        self.port = free_port()
-        app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "FakeAnthropic":
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-
-    async def messages(self, request: Request) -> Response:
-        self.requests.append((dict(request.headers), await request.json()))
-        reply = self.script.pop(0)
-        if reply.status != 200:
-            return JSONResponse(reply.body, status_code=reply.status, headers=reply.headers)
-
-        async def events() -> Any:
-            try:
-                for event in reply.events:
-                    if reply.delay:
-                        await asyncio.sleep(reply.delay)
-                    yield event
-            finally:
-                self.closed_at = time.monotonic()
-
-        return StreamingResponse(events(), media_type="text/event-stream")
+# The scripted Messages API server lives in tests/recorders.py (the dialect's tests use it too).
+FakeAnthropic = AnthropicRecorder
+Reply = AnthropicReply
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +99,8 @@ def test_events_map_to_text_usage_and_finish(fake, provider, upstream_hub):  # n
     assert body["messages"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
                                 {"role": "user", "content": "Tell me more"}]
     assert body["stream"] is True and body["model"] == "claude-test" and body["max_tokens"] == 50
-    assert body["temperature"] == 1.0  # Anthropic's range ends at 1
+    # Anthropic's range ends at 1, which is also its default: nothing to send.
+    assert "temperature" not in body
     assert body["top_p"] == 0.9 and body["stop_sequences"] == ["\n\n"]
 
 
@@ -254,3 +188,131 @@ async def test_through_hubbub_as_a_channel(fake, provider, upstream_hub, hub):  
     chunks = [e.json() for e in events[:-1]]
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == "Hi from Claude"
     assert chunks[-1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 3, "total_tokens": 33}
+
+
+# -- translation both ways (issue 16): parts, tools, reasoning ----------------------------------------
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+SIG = "EqQBCkgIBhABGAIiQL3+/sig=="  # opaque: must come back byte for byte
+WEATHER = ToolSpec("get_weather", "The weather in a city",
+                   {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+TIME = ToolSpec("get_time", "", {"type": "object", "properties": {"tz": {"type": "string"}}}, strict=True)
+
+
+@pytest.fixture
+async def claude(fake: FakeAnthropic) -> AsyncIterator[AnthropicProvider]:
+    """A provider on the test's own loop (these tests need no hubbub)."""
+    fake.script, fake.requests, fake.closed_at = [], [], None
+    made = AnthropicProvider(ProviderConfig(name="claude", type="anthropic", base_url=fake.url), KEY)
+    yield made
+    await made.aclose()
+
+
+async def _events(provider: AnthropicProvider, request: ProviderRequest) -> list:
+    return [event async for event in provider.stream(request)]
+
+
+async def test_parts_tools_and_reasoning_become_messages_api_blocks(fake, claude):  # noqa: ANN001
+    history = [
+        Message("system", "Be brief."),
+        Message("user", [TextPart("What is here, and the weather?"), ImagePart(f"data:image/png;base64,{PNG}"),
+                         ImagePart("https://example.com/cat.jpg")]),
+        Message("assistant", [ReasoningPart("Two calls.", signature=SIG), ReasoningPart(redacted="opaque=="),
+                              TextPart("Checking."), ToolCall("toolu_1", "get_weather", '{"city":"Oslo"}'),
+                              ToolCall("toolu_2", "get_time", '{"tz":"CET"}')]),
+        Message("tool", [ToolResult("toolu_1", (TextPart("Sunny"),))]),
+        Message("tool", [ToolResult("toolu_2", (TextPart("12:00"), ImagePart(f"data:image/png;base64,{PNG}")),
+                                    is_error=True)]),
+        Message("user", "Thanks. And tomorrow?"),
+        # Reasoning another provider produced has no signature: the API would refuse it, so it is left out.
+        Message("assistant", [ReasoningPart("unsigned thoughts"), TextPart("Tomorrow: rain.")]),
+        Message("user", "Sure?"),
+    ]
+    tools = Tools((WEATHER, TIME), ToolChoice("named", "get_weather"), parallel=False)
+    params = SamplingParams(max_tokens=64, temperature=0.5, top_k=5, stop=["END"],
+                            reasoning=Reasoning("enabled", 2048, "summarized"))
+    events = await _events(claude, ProviderRequest("claude-test", history, params, tools=tools))
+    assert isinstance(events[-1], Finish)
+    _, body = fake.requests[0]
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {"role": "user", "content": [
+            {"type": "text", "text": "What is here, and the weather?"},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Two calls.", "signature": SIG},
+            {"type": "redacted_thinking", "data": "opaque=="},
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}},
+            {"type": "tool_use", "id": "toolu_2", "name": "get_time", "input": {"tz": "CET"}}]},
+        # Consecutive tool results, and the user's words right after them, are one user message.
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny"},
+            {"type": "tool_result", "tool_use_id": "toolu_2", "is_error": True, "content": [
+                {"type": "text", "text": "12:00"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}]},
+            {"type": "text", "text": "Thanks. And tomorrow?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "Tomorrow: rain."}]},
+        {"role": "user", "content": "Sure?"},
+    ]
+    assert body["tools"] == [
+        {"name": "get_weather", "description": "The weather in a city", "input_schema": WEATHER.parameters},
+        {"name": "get_time", "input_schema": TIME.parameters, "strict": True},
+    ]
+    assert body["tool_choice"] == {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True}
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048, "display": "summarized"}
+    assert (body["temperature"], body["top_k"], body["stop_sequences"], body["max_tokens"]) == (0.5, 5, ["END"], 64)
+
+
+@pytest.mark.parametrize("choice,parallel,wire", [
+    (ToolChoice("auto"), True, None),  # Anthropic's default: not sent
+    (ToolChoice("auto"), False, {"type": "auto", "disable_parallel_tool_use": True}),
+    (ToolChoice("required"), True, {"type": "any"}),
+    (ToolChoice("required"), False, {"type": "any", "disable_parallel_tool_use": True}),
+    (ToolChoice("named", "get_time"), True, {"type": "tool", "name": "get_time"}),
+    (ToolChoice("none"), True, {"type": "none"}),
+])
+async def test_tool_choice_as_anthropic_names_it(fake, claude, choice, parallel, wire):  # noqa: ANN001
+    request = ProviderRequest("claude-test", [Message("user", "Hi")], SamplingParams(max_tokens=8),
+                              tools=Tools((WEATHER, TIME), choice, parallel))
+    await _events(claude, request)
+    _, body = fake.requests[0]
+    assert body.get("tool_choice") == wire
+    assert [t["name"] for t in body["tools"]] == ["get_weather", "get_time"]
+
+
+async def test_thinking_tool_use_blocks_come_back_as_typed_deltas(fake, claude):  # noqa: ANN001
+    fake.script = [AnthropicReply(blocks=[
+        {"type": "thinking", "thinking": "I need the weather, twice.", "signature": SIG},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va=="},
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_A", "name": "get_weather", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "toolu_B", "name": "get_weather", "input": {"city": "Bergen", "days": [1, 2]}},
+    ], input_tokens=40, output_tokens=33, fragment=8)]
+    events = await _events(claude, ProviderRequest("claude-test", [Message("user", "Weather?")],
+                                                   SamplingParams(max_tokens=64), tools=Tools((WEATHER,))))
+    assert events == [
+        ReasoningDelta("I need t"), ReasoningDelta("he weath"), ReasoningDelta("er, twic"), ReasoningDelta("e."),
+        ReasoningDelta(signature=SIG),
+        ReasoningDelta(redacted="EmwKAhgBEgy3va=="),
+        TextDelta("Let me c"), TextDelta("heck."),
+        ToolCallDelta(0, id="toolu_A", name="get_weather"),
+        ToolCallDelta(0, arguments='{"city":'), ToolCallDelta(0, arguments='"Oslo"}'),
+        ToolCallDelta(1, id="toolu_B", name="get_weather"),
+        ToolCallDelta(1, arguments='{"city":'), ToolCallDelta(1, arguments='"Bergen"'),
+        ToolCallDelta(1, arguments=',"days":'), ToolCallDelta(1, arguments="[1,2]}"),
+        UsageReport(Usage(40, 33)),
+        Finish("tool_calls"),
+    ]
+
+
+@pytest.mark.parametrize("upstream,reason,sequence", [
+    ("end_turn", "stop", None), ("stop_sequence", "stop", "\n\nHuman:"), ("max_tokens", "length", None),
+    ("refusal", "content_filter", None), ("pause_turn", "stop", None),
+])
+async def test_stop_reasons_map_with_the_stop_sequence(fake, claude, upstream, reason, sequence):  # noqa: ANN001
+    fake.script = [AnthropicReply(stop_reason=upstream, stop_sequence=sequence)]
+    events = await _events(claude, ProviderRequest("claude-test", [Message("user", "Hi")],
+                                                   SamplingParams(max_tokens=8, stop=["\n\nHuman:"])))
+    assert events[-1] == Finish(reason, sequence)

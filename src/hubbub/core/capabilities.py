@@ -44,5 +44,9 @@ def check_capabilities(entry: "CatalogEntry", messages: list[Message], params: S
     fmt = params.response_format
     if fmt is not None and fmt.type != "text" and not caps.json_schema:
         refuse("response_format", f"response_format {fmt.type}")
+    if params.top_k is not None and "top_k" not in caps.sampling:
+        refuse("top_k", "top_k")
+    if params.reasoning is not None and params.reasoning.mode != "disabled" and not caps.reasoning:
+        refuse("thinking", "extended thinking")
     if problems:
         raise InvalidRequest(problems[0].message, problems)

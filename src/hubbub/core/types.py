@@ -173,6 +173,17 @@ class ResponseFormat:
     schema: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class Reasoning:
+    """Extended thinking asked for: ``enabled`` with a token ``budget``, ``adaptive`` (the model
+    decides how much) or ``disabled``; ``display`` ("summarized", "omitted") passed on as given.
+    Only a provider with the ``reasoning`` capability honours it (core/capabilities.py)."""
+
+    mode: Literal["enabled", "adaptive", "disabled"] = "enabled"
+    budget: int | None = None
+    display: str | None = None
+
+
 @dataclass
 class SamplingParams:
     temperature: float = 0.7
@@ -181,6 +192,8 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     response_format: ResponseFormat | None = None
+    top_k: int | None = None  # honoured only by providers listing "top_k" in Capabilities.sampling
+    reasoning: Reasoning | None = None
 
 
 @dataclass

@@ -402,7 +402,7 @@ class BatchEngine:
             if tail:
                 self._emit(job, TextDelta(tail))
         self._emit(job, UsageReport(Usage(len(job.prompt), job.generated)))
-        self._emit(job, Finish(reason))
+        self._emit(job, Finish(reason, stop_sequence=job._stop.matched if job._stop else None))
         self._end(job, job)
 
     def _end(self, job: Job, keep: Job | None) -> None:

@@ -74,6 +74,7 @@ class _Attempt:
         self.chunks = 0
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
+        self.stop_sequence: str | None = None  # Finish.stop_sequence, passed on
 
 
 class ChannelRouter:
@@ -158,7 +159,7 @@ class ChannelRouter:
                     prompt_tokens = attempt.usage.prompt_tokens if attempt.usage \
                         else await self.count_tokens(request.messages)
                 yield UsageReport(Usage(prompt_tokens, completion_tokens))
-                yield Finish(attempt.finish or "stop")
+                yield Finish(attempt.finish or "stop", attempt.stop_sequence)
                 return
         if structured:
             raise UpstreamError("Model error", details="the answer broke off during a tool call or reasoning, "
@@ -227,6 +228,7 @@ class ChannelRouter:
                         attempt.usage = event.usage
                     elif isinstance(event, Finish):
                         attempt.finish = event.reason
+                        attempt.stop_sequence = event.stop_sequence
             finally:
                 watchdog.close()
 

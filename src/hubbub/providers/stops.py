@@ -12,6 +12,7 @@ class StopMatcher:
         self._stops = [s for s in stops if s]
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text (Finish.stop_sequence)
 
     def feed(self, piece: str) -> str:
         """Add ``piece``; return the text now safe to emit (empty once stopped)."""
@@ -24,7 +25,7 @@ class StopMatcher:
         for stop in self._stops:
             idx = text.find(stop)
             if idx != -1 and (cut == -1 or idx < cut):
-                cut = idx
+                cut, self.matched = idx, stop
         if cut != -1:
             self.stopped = True
             self._held = ""
