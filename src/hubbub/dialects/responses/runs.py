@@ -12,11 +12,12 @@ prompt only, as OpenAI's do. A response with ``store: false`` is a stateless gen
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
-from hubbub.core.events import Done, ErrorEvent, ReasoningDelta, TextDelta, ToolCallDelta
+from hubbub.core.events import ErrorEvent, ReasoningDelta, TextDelta, ToolCallDelta
 from hubbub.core.generation import Generation
 from hubbub.core.ids import new_id, now_ms
 from hubbub.core.service import ChatRequest, ChatService, bot_params
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from hubbub.container import Container
 
 KIND = "response"  # conversations.kind of a stored response's own conversation
+STARTING_MS = 60_000  # the longest a response may take from its row to its turn's start
 INTERRUPTED = {"code": "server_error",
                "message": "The response was interrupted before it finished: its server stopped."}
 
@@ -143,8 +145,8 @@ async def running(deps: Deps, resp: StoredResponse) -> bool:
     process that died is not: its channel is no longer live."""
     if resp.finished:
         return False
-    if resp.channel is None:
-        return True  # being started
+    if resp.channel is None:  # being started (or its process died while starting it)
+        return now_ms() - resp.created_at < STARTING_MS
     return await deps.turns.hub.is_live(resp.channel)
 
 
@@ -196,13 +198,14 @@ async def replay(deps: Deps, resp: StoredResponse, after: int = -1, *, stop_on_l
     if resp.channel is not None:
         source = (deps.turns.follow(resp.id, 0, resp.channel) if stop_on_leave
                   else deps.turns.hub.subscribe(resp.channel, 0))
-        async for _, event in source:
-            seen = True
-            if isinstance(event, Done):
-                break
-            chunk = out(framer.feed(event))
-            if chunk:
-                yield chunk
+        # Read to the channel's end (it closes right after ``Done``), so ``follow`` sees the turn
+        # finished and a closed client stops nothing; the final state is read once it has.
+        async with contextlib.aclosing(source) as events:
+            async for _, event in events:
+                seen = True
+                chunk = out(framer.feed(event))
+                if chunk:
+                    yield chunk
     latest = await deps.repo.get(resp.id)
     if latest is None:  # deleted meanwhile
         yield Last(b"")
@@ -238,9 +241,9 @@ class StoredRun:
         resp = self.stored
         if resp.background:
             return response_body(resp.id, resp.request, resp.created_at, status="queued")
-        async for _, event in self.deps.turns.follow(resp.id, 0, resp.channel):
-            if isinstance(event, Done):
-                break
+        async with contextlib.aclosing(self.deps.turns.follow(resp.id, 0, resp.channel)) as events:
+            async for _ in events:
+                pass  # to the end: ``Done``
         latest = await self.deps.repo.get(resp.id)
         return await current_body(self.deps, latest or resp)
 
