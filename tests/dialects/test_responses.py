@@ -20,11 +20,12 @@ import pytest
 
 from hubbub.core.types import Bot
 from recorders import OpenAIRecorder, Reply
-from support import ServerThread, start_server
+from support import ServerThread, free_port, start_server
 
 EMBEDDED = "smollm2-135m-instruct"
 UP = "rec-model"
 SMALL = "rec-small"  # the recorder again, with a small context (truncation)
+DEAD = "dead-model"  # an upstream nobody listens to
 WEATHER = {"type": "function", "name": "get_weather", "description": "The weather in a city",
            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                           "additionalProperties": False}, "strict": True}
@@ -42,9 +43,11 @@ def recorder() -> Iterator[OpenAIRecorder]:
 def hub(tmp_path_factory: pytest.TempPathFactory, recorder: OpenAIRecorder) -> Iterator[ServerThread]:
     server = start_server(
         tmp_path_factory.mktemp("responses"),
-        providers=[{"name": "rec", "base_url": recorder.url}],
+        providers=[{"name": "rec", "base_url": recorder.url},
+                   {"name": "dead", "base_url": f"http://127.0.0.1:{free_port()}/v1", "connect_timeout": 2}],
         models=[{"id": UP, "provider": "rec", "context_length": 4096},
-                {"id": SMALL, "provider": "rec", "context_length": 300}],
+                {"id": SMALL, "provider": "rec", "context_length": 300},
+                {"id": DEAD, "provider": "dead", "context_length": 4096}],
         embedded={"max_sequences": 4},
         max_tokens_cap=512,
     )
@@ -444,7 +447,7 @@ async def test_resume_with_starting_after_yields_every_remaining_event_once(hub)
     seen: list[tuple[str, dict[str, Any]]] = []
     async with raw(hub) as http:
         async with http.stream("POST", "/v1/responses", json={"model": EMBEDDED, "input": LONG, "stream": True,
-                                                               "background": True, "max_output_tokens": 96}) as r:
+                                                               "background": True, "max_output_tokens": 48}) as r:
             buffer = b""
             async for chunk in r.aiter_bytes():
                 buffer += chunk
@@ -480,3 +483,16 @@ async def test_streamed_store_false_and_errors_keep_their_shape(hub, recorder):
             == "Not kept."
         r = await client.get(f"/v1/responses/{terminal['response']['id']}")
         assert r.status_code == 404 and r.json()["error"]["message"].startswith("Response with id")
+
+
+async def test_a_model_that_fails_makes_a_failed_response(hub):
+    async with raw(hub) as client:
+        r = await client.post("/v1/responses", json={"model": DEAD, "input": "x"})
+        assert r.status_code >= 500 and r.json()["error"]["type"] == "server_error", r.text
+        frames = await post_stream(client, {"model": DEAD, "input": "x"})
+        terminal = check_sequence(frames)
+        assert [k for k, _ in frames][-2:] == ["error", "response.failed"]
+        failed = terminal["response"]
+        assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+        stored = (await client.get(f"/v1/responses/{failed['id']}")).json()
+        assert stored["status"] == "failed" and stored["error"] == failed["error"]

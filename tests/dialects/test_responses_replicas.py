@@ -56,7 +56,7 @@ async def test_a_background_stream_resumes_on_the_other_replica(replicas):
     seen: list = []
     async with httpx.AsyncClient(base_url=a.url, timeout=120) as http:
         async with http.stream("POST", "/v1/responses", json={"model": EMBEDDED, "input": LONG, "stream": True,
-                                                               "background": True, "max_output_tokens": 96}) as r:
+                                                               "background": True, "max_output_tokens": 48}) as r:
             assert r.status_code == 200
             buffer = b""
             async for chunk in r.aiter_bytes():
@@ -110,7 +110,7 @@ async def test_previous_response_id_after_a_restart_and_a_killed_process(tmp_pat
         server.signal(signal.SIGKILL)  # no shutdown: the background response dies mid-answer
         server.proc.wait(30)
         server._log.close()
-    again = ServerProcess(tmp_path, port=server.port, **ENV).wait_ready()
+    again = ServerProcess(tmp_path, **ENV).wait_ready()
     try:
         client = sdk(again)
         second = await client.responses.create(model=EMBEDDED, input="What is my name?",

@@ -27,7 +27,7 @@ from hubbub.dialects.responses import adapter
 from hubbub.dialects.responses.adapter import INCOMPLETE_REASONS, item_status, output_items, response_body, usage_body
 from hubbub.dialects.responses.events import EventFramer
 from hubbub.dialects.responses.protocol import ResponsesRequest
-from hubbub.errors import ErrorInfo, FieldProblem, HubbubError, InvalidRequest, NotFound
+from hubbub.errors import ErrorInfo, FieldProblem, HubbubError, InvalidRequest, NotFound, UpstreamError
 from hubbub.http.sse import Last
 from hubbub.storage.responses import ResponseRepository, StoredResponse
 
@@ -245,6 +245,10 @@ class StoredRun:
             async for _ in events:
                 pass  # to the end: ``Done``
         latest = await self.deps.repo.get(resp.id)
+        if latest is not None and latest.status == "failed" and not latest.output:
+            # Failed before any output: a real status, as every route gives an early failure
+            # (the response stays stored, ``failed``).
+            raise UpstreamError((latest.error or {}).get("message") or "The model failed.")
         return await current_body(self.deps, latest or resp)
 
     def events(self) -> AsyncIterator[bytes]:
