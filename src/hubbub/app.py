@@ -120,10 +120,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hubbub.dialects.conversations import router as conversations
     from hubbub.dialects.openai import router as openai
     from hubbub.dialects.anthropic import router as anthropic
+    from hubbub.dialects.responses import router as responses
 
     app.include(ops.router)
     app.include(openai.router)
     app.include(anthropic.router)
+    app.include(responses.router)
     app.include(bento.router, prefix=settings.bento_prefix)
     app.include(dispatch.router)
     app.include(builder.router)

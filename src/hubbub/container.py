@@ -30,6 +30,7 @@ from hubbub.settings import EMBEDDED_MODEL_ID, Settings
 from hubbub.storage.db import create_engine, migrate
 from hubbub.storage.keys import KeyRepository
 from hubbub.storage.repositories import BotRepository, ConversationRepository, UsageRepository
+from hubbub.storage.responses import ResponseRepository
 from hubbub.streams.base import StreamHub
 from hubbub.streams.memory import MemoryStreamHub
 from hubbub.streams.redis import RedisStreamHub
@@ -56,6 +57,7 @@ class Container:
     limiter: Limiter | None = None
     idempotency: IdempotencyStore | None = None
     rag: RagService | None = None
+    responses: ResponseRepository | None = None  # the Responses API's stored responses
 
 
 async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provider]]:
@@ -139,4 +141,5 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     turns.hooks.append(DslExtractor(conversations, record_usage=service.record_usage))  # the builder's DSL
     keys = KeyRepository(engine)
     return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns, providers,
-                     keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(settings), rag=rag)
+                     keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(settings), rag=rag,
+                     responses=ResponseRepository(engine, settings.response_retention_days))

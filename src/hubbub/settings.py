@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     fast_path: bool = True
     shutdown_grace_seconds: float = 20.0
     flush_interval_seconds: float = 1.0
+    # How long stored responses (/v1/responses) are kept, in days, counted from their creation; 0: for ever.
+    response_retention_days: float = Field(default=30.0, ge=0)
 
     @classmethod
     def settings_customise_sources(

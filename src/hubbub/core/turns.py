@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, ReasoningDelta, TextDelta, ToolCallDelta
 from hubbub.core.generation import Generation
@@ -95,6 +95,15 @@ class TurnOptions:
     tools: Tools | None = None
     rag: bool = False
     hook_options: dict[str, Any] = field(default_factory=dict)
+    # The prompt's history when the caller keeps it elsewhere (a Responses chain: the turns of
+    # the parent responses); None reads the conversation's stored messages, as chats do.
+    history: list[Message] | None = None
+    # Trim the oldest turns to fit the context (stored chats); False: refuse with ContextTooLong.
+    trim: bool = True
+    # Called once the answer is stored with its final status, before ``Done`` is published (so
+    # whoever sees ``Done`` reads the final state): the generation, the status, its usage and
+    # the error that ended it, if one did.
+    on_finish: Callable[[Generation, MessageStatus, Usage, ErrorInfo | None], Awaitable[None]] | None = None
 
 
 class TurnRunner:
@@ -128,8 +137,11 @@ class TurnRunner:
             if previous is not None:
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(previous.task)
-            stored = await self.conversations.messages(conv.id)
-            history = [m.as_message() for m in stored if m.content or m.parts or m.role != "assistant"]
+            if opts.history is not None:
+                history = list(opts.history)
+            else:
+                stored = await self.conversations.messages(conv.id)
+                history = [m.as_message() for m in stored if m.content or m.parts or m.role != "assistant"]
             extra = await self._before_turn(conv, history + new_messages, opts)
             reply_id = new_id("msg_")
             request = ChatRequest(
@@ -137,7 +149,7 @@ class TurnRunner:
                 bot=opts.bot, owner=opts.owner, user_id=opts.user_id, request_id=opts.request_id, rag=opts.rag,
                 tools=opts.tools, conversation_id=conv.id, message_id=reply_id,
             )
-            prepared = await self.service.prepare(request, trim=True, sent=new_messages)
+            prepared = await self.service.prepare(request, trim=opts.trim, sent=new_messages)
             reply = StoredMessage(
                 id=reply_id, conversation_id=conv.id, role="assistant", content="", status="streaming",
                 prompt_tokens=prepared.prompt_tokens, model=prepared.entry.info.id,
@@ -267,6 +279,7 @@ class TurnRunner:
     ) -> None:
         parts = generation.text_parts  # the text so far, read by the flusher
         status: MessageStatus = "complete"
+        info: ErrorInfo | None = None
         key = reply.id
         generated = asyncio.Event()
         flusher = asyncio.get_running_loop().create_task(self._flush(reply.id, parts, generated))
@@ -293,7 +306,7 @@ class TurnRunner:
         with contextlib.suppress(BaseException):
             await flusher  # never writes after the final update below
         try:
-            await self._finish(conv, generation, reply, status, opts)
+            await self._finish(conv, generation, reply, status, opts, info)
         finally:
             self._running.pop(conv.id, None)
             lock = self._locks.get(conv.id)
@@ -323,7 +336,7 @@ class TurnRunner:
 
     async def _finish(
         self, conv: Conversation, generation: Generation, reply: StoredMessage, status: MessageStatus,
-        opts: TurnOptions,
+        opts: TurnOptions, error: ErrorInfo | None = None,
     ) -> None:
         """Store the answer with its final status, record usage, run the hooks, publish ``Done``.
 
@@ -343,6 +356,11 @@ class TurnRunner:
             status = "error"
             with contextlib.suppress(Exception):
                 await self.conversations.update_message(reply.id, content=generation.text, status="error")
+        if opts.on_finish is not None:
+            try:
+                await opts.on_finish(generation, status, usage, error)
+            except Exception:  # the client still gets ``Done``; the caller's own state is its concern
+                log.exception("a turn's on_finish failed")
         if status == "complete" and self.hooks:
             try:
                 stored = await self.conversations.messages(conv.id)

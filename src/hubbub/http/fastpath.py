@@ -20,4 +20,5 @@ FAST_ROUTES: frozenset[tuple[str, str]] = frozenset({
     ("POST", "/v1/chat/completions"),  # every proxied OpenAI request
     ("POST", "/api/chat"),  # builder and conversations turns (dispatch.py)
     ("POST", "/v1/messages"),  # every Anthropic Messages request
+    ("POST", "/v1/responses"),  # OpenAI Responses API (dialects/responses)
 })
