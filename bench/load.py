@@ -31,7 +31,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fast_upstream  # noqa: E402
 from _common import HubbubServer, LoadProcess  # noqa: E402
+from streams import hubbub_config  # noqa: E402
 
 PG_ADMIN = {"user": "postgres", "host": "127.0.0.1", "port": 5432, "database": "test"}
 
@@ -100,14 +100,6 @@ async def _load_job(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the parent: servers, watchers, verdicts ---------------------------------------------------
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _pg(sql: str) -> None:
@@ -181,23 +173,9 @@ class ChannelWatch(threading.Thread):
         self.poll()  # and once more after the load
 
 
-def config(base_url: str, max_connections: int | None) -> str:
-    pool = f"max_connections = {max_connections}\n" if max_connections else ""
-    return f"""
-default_model = "bench"
-
-[embedded]
-enabled = false
-
-[[providers]]
-name = "fast"
-base_url = "{base_url}"
-{pool}
-[[models]]
-id = "bench"
-provider = "fast"
-context_length = 8192
-"""
+def default_pool(config: str) -> str:
+    """``config`` without its ``max_connections``: the provider keeps its default pool."""
+    return "\n".join(line for line in config.splitlines() if not line.startswith("max_connections"))
 
 
 def summarize(results: list[dict[str, Any]], expected: str) -> dict[str, Any]:
@@ -221,17 +199,17 @@ def run_stored(args: argparse.Namespace, client: LoadProcess, base: str, expecte
     scratch = None
     database = args.database_url
     if database == "auto":
-        if _reachable("127.0.0.1", 5432):
-            scratch = f"hubbub_bench_{uuid.uuid4().hex[:10]}"
+        scratch = f"hubbub_bench_{uuid.uuid4().hex[:10]}"
+        try:
             _pg(f'CREATE DATABASE "{scratch}"')
             database = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{scratch}"
-        else:
-            database = ""  # SQLite in the server's temporary data dir
+        except OSError:  # no PostgreSQL here
+            scratch, database = None, ""  # SQLite in the server's temporary data dir
     env = {"HUBBUB_EMBEDDED__ENABLED": "false", "HUBBUB_REDIS_URL": args.redis_url}
     if database:
         env["HUBBUB_DATABASE_URL"] = database
     try:
-        with HubbubServer(config=config(base, args.streams + 64), env=env) as hubbub:
+        with HubbubServer(config=hubbub_config(base, args.streams), env=env) as hubbub:
             assert hubbub.proc is not None
             print(f"stored: hubbub {hubbub.url}, database {database or 'SQLite'}, Redis {args.redis_url}", flush=True)
             watch = RedisConnections(args.redis_url, hubbub.proc.pid)
@@ -259,7 +237,9 @@ def run_stored(args: argparse.Namespace, client: LoadProcess, base: str, expecte
 
 
 def run_stateless(args: argparse.Namespace, client: LoadProcess, base: str, expected: str) -> dict[str, Any]:
-    with HubbubServer(config=config(base, None), env={"HUBBUB_EMBEDDED__ENABLED": "false"}) as hubbub:
+    server = HubbubServer(config=default_pool(hubbub_config(base, args.streams)),
+                          env={"HUBBUB_EMBEDDED__ENABLED": "false"})
+    with server as hubbub:
         print(f"stateless: hubbub {hubbub.url}, default settings (SQLite, no Redis)", flush=True)
         watch = ChannelWatch(hubbub.url)
         watch.start()
@@ -299,8 +279,11 @@ def main() -> int:
     results: dict[str, Any] = {}
     try:
         if args.only in (None, "stored"):
-            host, _, port = args.redis_url.removeprefix("redis://").split("/")[0].rpartition(":")
-            if not _reachable(host, int(port)):
+            import redis
+
+            try:
+                redis.Redis.from_url(args.redis_url).ping()
+            except redis.ConnectionError:
                 sys.exit(f"no Redis at {args.redis_url}")
             results["stored"] = run_stored(args, client, base, expected)
         if args.only in (None, "stateless"):
@@ -312,8 +295,9 @@ def main() -> int:
     print()
     if "stored" in results:
         s = results["stored"]
-        print(f"stored (Redis): {s['ok']}/{s['streams']} streams complete in {s['seconds']:.1f}s, errors {s['errors']}, "
-              f"5xx {s['status_5xx']}; chats {s['chats']}; hubbub's Redis connections: {s['redis_connections_idle']} "
+        print(f"stored (Redis): {s['ok']}/{s['streams']} streams complete in {s['seconds']:.1f}s, "
+              f"errors {s['errors']}, 5xx {s['status_5xx']}; chats {s['chats']}; "
+              f"hubbub's Redis connections: {s['redis_connections_idle']} "
               f"idle, {s['redis_connections_peak']} at peak → {'met' if s['met'] else 'MISSED'}")
     if "stateless" in results:
         s = results["stateless"]
