@@ -410,8 +410,10 @@ class RedisIdempotencyStore(_Recording):
             return Claim(False, name, held["t"], raw)
 
     async def release(self, claim: Claim) -> None:
-        await self._let_go(claim)
-        await self.hub.discard(claim.channel)  # waiting duplicates end, and claim again
+        try:
+            await self._let_go(claim)
+        finally:
+            await self.hub.discard(claim.channel)  # waiting duplicates end, and claim again
 
     async def _let_go(self, claim: Claim) -> None:
         await self._let_go_script(keys=[claim.key], args=[claim.held])

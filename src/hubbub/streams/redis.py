@@ -24,8 +24,8 @@ to (``close_client``), being the last of them to stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
@@ -51,12 +51,13 @@ STOP_CHANNEL = "hubbub:stop"
 _DISCARD_TTL = 60  # a discarded channel's close marker stays this long, for followers still reading
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Owned:
-    """A channel this replica publishes on: its own expiry and cap."""
+    """A channel this replica publishes on: its own expiry and cap, and when it last wrote."""
 
     ttl: int
     max_events: int
+    touched: float = 0.0
 
 
 class RedisStreamHub:
@@ -79,6 +80,7 @@ class RedisStreamHub:
         self._publish = redis.register_script(_PUBLISH)
         self._owned: dict[str, _Owned] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
         self._tails = Tails(redis, decode, _CLOSE)
 
     @staticmethod
@@ -93,7 +95,7 @@ class RedisStreamHub:
     async def open(self, key: str, *, ttl: float | None = None, max_events: int | None = None) -> None:
         stream, seq, live = self._keys(key)
         self._owned[key] = _Owned(self._ttl if ttl is None else int(ttl),
-                                  self._max_events if max_events is None else max_events)
+                                  self._max_events if max_events is None else max_events, time.monotonic())
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(stream, seq)
             pipe.set(live, "1", ex=self.live_ttl)
@@ -104,9 +106,17 @@ class RedisStreamHub:
     async def _keep_live(self) -> None:
         """Refresh the live markers of the channels this replica has open, while it has any.
 
-        EXPIRE, not SET: a channel closed meanwhile must not look live again."""
-        while self._owned:
+        EXPIRE, not SET: a channel closed meanwhile must not look live again. A channel silent
+        for longer than its own TTL is let go (its events have expired anyway): an open that was
+        never closed, by a bug or a lost error, must not look live for as long as the process runs.
+        """
+        while self._owned and not self._closing:
             await asyncio.sleep(self.live_ttl / 3)
+            now = time.monotonic()
+            for key, owned in list(self._owned.items()):
+                if now - owned.touched > owned.ttl:
+                    log.warning("stream %s was never closed; no longer keeping it live", key)
+                    del self._owned[key]
             keys = [self._keys(key)[2] for key in self._owned]
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
@@ -121,6 +131,7 @@ class RedisStreamHub:
 
     async def publish(self, key: str, event: Item) -> int:
         owned = self._limits(key)
+        owned.touched = time.monotonic()
         return int(await self._publish(keys=self._keys(key),
                                        args=[encode(event), owned.max_events, owned.ttl, self.live_ttl, "1"]))
 
@@ -129,8 +140,9 @@ class RedisStreamHub:
         await self._publish(keys=self._keys(key), args=[_CLOSE, owned.max_events, owned.ttl, self.live_ttl, "0"])
 
     async def discard(self, key: str) -> None:
-        """Close it (followers end at the marker) and let it expire soon."""
+        """Empty it, leaving only a close marker (its followers end there) that expires soon."""
         self._owned.pop(key, None)
+        await self.redis.delete(self._keys(key)[0])
         await self._publish(keys=self._keys(key), args=[_CLOSE, 0, _DISCARD_TTL, self.live_ttl, "0"])
 
     async def snapshot(self, key: str) -> list[tuple[int, Item]]:
@@ -180,10 +192,10 @@ class RedisStreamHub:
     async def aclose(self) -> None:
         """Stop following and refreshing. Channels still open here are left to expire, as if this
         replica had died: their followers elsewhere end within ``live_ttl`` seconds."""
+        self._closing = True  # a cancellation redis-py swallows must not keep it refreshing (tails.py)
         if self._keeper is not None:
             self._keeper.cancel()
-            with contextlib.suppress(BaseException):
-                await self._keeper
+            await asyncio.wait([self._keeper], timeout=5)
         self._owned.clear()
         await self._tails.aclose()
         if self._close_client:

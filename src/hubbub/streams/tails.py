@@ -90,6 +90,7 @@ class Tails:
         self._reading = False  # an XREAD is in flight
         self._woken = False  # and a wake entry was already sent for it
         self._checked = 0.0
+        self._closing = False  # set by aclose: the reader stops even if a cancellation is lost
 
     def __len__(self) -> int:
         return len(self._tails)
@@ -99,6 +100,7 @@ class Tails:
         me = _Follower(after)
         loop = asyncio.get_running_loop()
         tail = self._tails.get(stream)
+        new = tail is None
         if tail is None:
             tail = self._tails[stream] = _Tail(stream, live, f"{after}-1" if after > 0 else "0-0", loop.time())
         tail.followers.add(me)
@@ -106,7 +108,8 @@ class Tails:
             self._reader = loop.create_task(self._read())
         seen_done = False
         try:
-            await self._wake()
+            if new:
+                await self._wake()
             while True:
                 me.lagging = False
                 upto = _seq(tail.cursor)  # the reader hands out only entries after this
@@ -161,7 +164,7 @@ class Tails:
     async def _read(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            while self._tails:
+            while self._tails and not self._closing:
                 asked = dict(self._tails)
                 streams = {name: tail.cursor for name, tail in asked.items()}
                 streams[self._wake_key] = self._wake_cursor
@@ -247,11 +250,11 @@ class Tails:
                 tail.suspect = _DEAD if exists else _GONE
 
     async def aclose(self) -> None:
+        """Stop the reader. Also by a flag: redis-py 8.2 now and then swallows the cancellation of
+        a task inside a command, and the reader must not read on for ever then."""
+        self._closing = True
         if self._reader is not None:
             self._reader.cancel()
-            try:
-                await self._reader
-            except BaseException:  # noqa: BLE001 - cancelled, or it had failed already
-                pass
+            await asyncio.wait([self._reader], timeout=self._block_ms / 1000 + 5)
         for tail in list(self._tails.values()):
             self._end(tail, _GONE)
