@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +60,7 @@ class Container:
     idempotency: IdempotencyStore | None = None
     rag: RagService | None = None
     responses: ResponseRepository | None = None  # the Responses API's stored responses
+    redis: Any = None  # the one ``redis.asyncio.Redis`` of the app, when ``redis_url`` is set
 
 
 async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provider]]:
@@ -112,6 +115,22 @@ def live_metrics(container: "Container") -> Any:
     yield errors
 
 
+def build_redis(settings: Settings) -> Any:
+    """The app's one Redis client, shared by the stream hub, idempotency and the rate limiter;
+    None without ``redis_url``. Its pool is bounded (``redis_max_connections``) and blocking: a
+    burst waits up to ``redis_pool_timeout_seconds`` for a connection instead of failing at once.
+    Connections are named ``hubbub:<pid>:<id>`` (``CLIENT LIST`` tells replicas apart)."""
+    if not settings.redis_url:
+        return None
+    from redis.asyncio import BlockingConnectionPool, Redis
+
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections,
+        timeout=settings.redis_pool_timeout_seconds, client_name=f"hubbub:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+    )
+    return Redis.from_pool(pool)
+
+
 async def build_container(settings: Settings, metrics: Metrics | None = None) -> Container:
     engine = create_engine(settings.resolved_database_url)
     await migrate(engine)
@@ -122,13 +141,16 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     bots, usage = BotRepository(engine), UsageRepository(engine)
     registry, providers = await build_registry(settings)
     limits = InputLimits(max_messages=settings.max_messages, max_tokens=settings.max_tokens_cap)
-    backend = RedisLimits(settings.redis_url) if settings.redis_url else MemoryLimits()
+    redis = build_redis(settings)
+    backend = RedisLimits(redis) if redis is not None else MemoryLimits()
     limiter = Limiter(backend, Quota(settings.user_rpm, settings.user_tpm, settings.user_daily_tokens))
     service = ChatService(registry, bots, usage, limits, limiter, metrics)
     rag = RagService(engine, settings.rag, build_embedder(settings.rag))
     service.retriever = rag
     await service.ensure_default_bot()
-    hub: StreamHub = RedisStreamHub(settings.redis_url) if settings.redis_url else MemoryStreamHub()
+    hub: StreamHub = MemoryStreamHub()
+    if redis is not None:  # the hub closes the client at shutdown: app.py stops it after its users
+        hub = RedisStreamHub(redis, live_ttl=settings.stream_live_ttl_seconds, close_client=True)
     turns = TurnRunner(
         service,
         conversations,
@@ -141,5 +163,5 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     turns.hooks.append(DslExtractor(conversations, record_usage=service.record_usage))  # the builder's DSL
     keys = KeyRepository(engine)
     return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns, providers,
-                     keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(settings), rag=rag,
-                     responses=ResponseRepository(engine, settings.response_retention_days))
+                     keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(hub), rag=rag,
+                     responses=ResponseRepository(engine, settings.response_retention_days), redis=redis)

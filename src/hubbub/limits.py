@@ -20,7 +20,7 @@ from collections import deque
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Any, Protocol
 
 from hubbub.errors import RateLimited
 
@@ -130,10 +130,11 @@ return 0
 
 
 class RedisLimits:
-    def __init__(self, url: str, prefix: str = "hubbub:limit:") -> None:
-        from redis.asyncio import Redis
+    """On the app's one Redis client (``container.py``), which it borrows: closing the
+    limiter leaves the client to its owner."""
 
-        self._redis = Redis.from_url(url)
+    def __init__(self, redis: Any, prefix: str = "hubbub:limit:") -> None:
+        self._redis = redis
         self._prefix = prefix
         self._take = self._redis.register_script(_TAKE)
         self._add = self._redis.register_script(_ADD)
@@ -146,7 +147,7 @@ class RedisLimits:
             await self._add(keys=[self._prefix + key], args=[amount, window_ms, uuid.uuid4().hex])
 
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        pass
 
 
 def _seconds(ms: int) -> int:

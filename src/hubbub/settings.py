@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     config_file: Path | None = None
     database_url: str | None = None  # default: SQLite in data_dir
     redis_url: str | None = None
+    # The app's one Redis client (stream hub, idempotency, rate limits) and its pool: a command
+    # waits up to redis_pool_timeout_seconds for a free connection (docs/configuration.md).
+    redis_max_connections: int = Field(default=50, ge=2)
+    redis_pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    # How long a stored-chat generation stays "live" in Redis after its replica stops refreshing
+    # it (the replica died): followers of a dead replica's chat end this long after the kill.
+    stream_live_ttl_seconds: int = Field(default=10, ge=2)
     insecure: bool = False
     log_level: str = "info"
     log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, else JSON lines

@@ -92,3 +92,38 @@ async def test_redis_subscribe_replays_after_last_event_id(redis_url, after):
     assert [s for s, _ in got] == list(range(after + 1, 7))
     assert isinstance(got[-1][1], Done)
     await hub.aclose()
+
+
+async def test_a_channel_can_keep_everything_and_its_own_ttl():
+    """Idempotency records keep every item (their head must survive a long body) for a day."""
+    hub = MemoryStreamHub(max_events=100, ttl=0.0)
+    await hub.open("record", ttl=3600, max_events=0)
+    for _ in range(1000):
+        await hub.publish("record", TextDelta("x"))
+    await hub.close("record")
+    await hub.open("other")  # expiry runs: the record's own TTL keeps it
+    assert len(await hub.snapshot("record")) == 1000
+    await hub.discard("record")
+    assert await hub.snapshot("record") == [] and not await hub.is_live("record")
+
+
+async def test_redis_channel_can_keep_everything_and_its_own_ttl(redis_url):
+    from redis.asyncio import Redis
+
+    from hubbub.streams.redis import RedisStreamHub
+
+    hub = RedisStreamHub(redis_url, max_events=100, ttl=2)
+    raw = Redis.from_url(redis_url)
+    try:
+        await hub.open("record-test", ttl=3600, max_events=0)
+        for _ in range(300):
+            await hub.publish("record-test", TextDelta("x"))
+        await hub.close("record-test")
+        assert len(await hub.snapshot("record-test")) == 300
+        assert 3000 < await raw.ttl("hubbub:stream:record-test") <= 3600
+        await hub.discard("record-test")
+        assert 0 < await raw.ttl("hubbub:stream:record-test") <= 60
+        assert [e async for e in hub.subscribe("record-test")] == []  # discarded: nothing to replay
+    finally:
+        await raw.aclose()
+        await hub.aclose()

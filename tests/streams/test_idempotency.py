@@ -288,8 +288,10 @@ async def test_repeats_on_two_replicas_make_one_generation(replicas, url):
 @pytest.mark.redis
 async def test_redis_store_releases_and_replays(redis_url):
     from hubbub.http.idempotency import RedisIdempotencyStore
+    from hubbub.streams.redis import RedisStreamHub
 
-    store = RedisIdempotencyStore(redis_url, live_ttl=2)
+    hub = RedisStreamHub(redis_url, live_ttl=2)
+    store = RedisIdempotencyStore(hub)
     try:
         key = new_key()
         first = await store.claim("open", key, "f1")
@@ -313,15 +315,19 @@ async def test_redis_store_releases_and_replays(redis_url):
         await store.append(again, b"1}")
         await store.end(again)
         assert await body == b'{"a":1}'
-        # A first that dies before answering (no heartbeat): duplicates stop waiting and take over.
+        # A first that dies before answering (its replica stops keeping it live): duplicates
+        # stop waiting and take over.
         key2 = new_key()
-        dead = await store.claim("open", key2, "f")
-        dead.state.heartbeat.cancel()
+        dying = RedisStreamHub(redis_url, live_ttl=2)
+        dead = await RedisIdempotencyStore(dying).claim("open", key2, "f")
+        assert dead.first
+        await dying.aclose()  # like a replica killed: nothing ends the record, its marker lapses
         orphan = await store.claim("open", key2, "f")
         assert await asyncio.wait_for(store.head(orphan), 10) is None
         assert (await store.claim("open", key2, "f")).first
     finally:
         await store.aclose()
+        await hub.aclose()
 
 
 async def _join(chunks) -> bytes:  # noqa: ANN001

@@ -25,37 +25,45 @@ How (``respond``, called by the route class of routers made with ``idempotent=Tr
   true`` marks it). A duplicate whose first was released claims again. A duplicate
   with ``Last-Event-ID`` (a client reconnecting) gets only the events after that id.
 
+The recording is a stream hub channel (``idem:<token>``, ``streams/records.py``):
+a ``ResponseHead``, then ``BodyChunk``\\ s, then the close. So it is recorded,
+replayed and followed live by the hub's own code, on any replica with Redis; what
+this module keeps is the claim. The hub keeps a running first's channel live; a
+duplicate whose first's replica died sees the channel end without a head within
+the hub's ``live_ttl`` and claims again.
+
 Records live 24 h. The memory store is bounded (oldest finished records go first);
 the Redis store lets any replica replay any record.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from hubbub.http.sse import PING, SSEResponse, last_event_id
 from hubbub.errors import Conflict, FieldProblem, InvalidRequest, Unauthorized
+from hubbub.http.sse import PING, SSEResponse, last_event_id
+from hubbub.streams.base import StreamHub
+from hubbub.streams.memory import MemoryStreamHub
+from hubbub.streams.records import BodyChunk, Headers, ResponseHead
 
 if TYPE_CHECKING:
-    from hubbub.settings import Settings
+    from hubbub.streams.redis import RedisStreamHub
 
 log = logging.getLogger(__name__)
 
 HEADER = "idempotency-key"
 TTL_SECONDS = 24 * 3600
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass
@@ -65,7 +73,13 @@ class Claim:
     first: bool
     key: str  # the store key: scope and Idempotency-Key
     token: str  # names this run's record (a released key's next run gets a new one)
-    state: Any = None  # the store's own bookkeeping
+    held: Any = None  # what the store compares when it lets go of the key (memory: the record)
+    cursor: int = 0  # the last item of the record this reader has read
+
+    @property
+    def channel(self) -> str:
+        """The hub channel holding the record."""
+        return f"idem:{self.token}"
 
 
 class IdempotencyStore(Protocol):
@@ -166,7 +180,7 @@ async def _first(
         log.exception("could not record an idempotent response")
     finally:
         with contextlib.suppress(Exception):
-            await store.end(claim)  # also ends the claim's heartbeat
+            await store.end(claim)
     return response
 
 
@@ -221,6 +235,45 @@ async def _replay(
     return streamed
 
 
+# -- the record: a hub channel, for both stores ----------------------------------------
+
+
+class _Recording:
+    """Recording and replaying through ``self.hub``; the stores add the claim."""
+
+    hub: StreamHub
+
+    async def begin(self, claim: Claim, status: int, headers: Headers) -> None:
+        await self.hub.publish(claim.channel, ResponseHead(status, headers))
+
+    async def append(self, claim: Claim, chunk: bytes) -> None:
+        await self.hub.publish(claim.channel, BodyChunk(chunk))
+
+    async def end(self, claim: Claim) -> None:
+        await self.hub.close(claim.channel)
+
+    async def head(self, claim: Claim) -> tuple[int, Headers] | None:
+        async with contextlib.aclosing(self.hub.subscribe(claim.channel, claim.cursor)) as items:
+            async for seq, item in items:
+                claim.cursor = seq
+                if isinstance(item, ResponseHead):
+                    return item.status, item.headers  # ``body`` reads on from here
+        # The record ended with no answer: the first was released, or its replica died first.
+        await self._let_go(claim)
+        return None
+
+    async def body(self, claim: Claim) -> AsyncIterator[bytes]:
+        # Ends at the record's end; or, if the first's replica died mid-answer, where it stopped.
+        async with contextlib.aclosing(self.hub.subscribe(claim.channel, claim.cursor)) as items:
+            async for seq, item in items:
+                claim.cursor = seq
+                if isinstance(item, BodyChunk):
+                    yield item.data
+
+    async def _let_go(self, claim: Claim) -> None:
+        """Free the key if it is still held by the run this claim saw (its first is gone)."""
+
+
 # -- in memory ------------------------------------------------------------------------
 
 
@@ -229,24 +282,19 @@ class _Record:
     fingerprint: str
     token: str
     created: float
-    status: int | None = None
-    headers: Headers = field(default_factory=list)
-    chunks: list[bytes] = field(default_factory=list)
     size: int = 0
     ended: bool = False
-    released: bool = False
-    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-
-    async def notify(self) -> None:
-        async with self.changed:
-            self.changed.notify_all()
 
 
-class MemoryIdempotencyStore:
+class MemoryIdempotencyStore(_Recording):
     """One process. Keeps at most ``max_records`` finished records and ``max_bytes`` of
-    their bodies, dropping the oldest first, and none older than ``ttl`` seconds."""
+    their bodies, dropping the oldest first, and none older than ``ttl`` seconds.
+
+    Its records live on a hub of their own: the chats' hub keeps finished channels for
+    minutes (``MemoryStreamHub`` defaults), records are kept a day under these bounds."""
 
     def __init__(self, ttl: float = TTL_SECONDS, max_records: int = 10_000, max_bytes: int = 64 << 20) -> None:
+        self.hub = MemoryStreamHub(max_events=0, ttl=ttl, max_finished=max_records)
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._ttl, self._max_records, self._max_bytes = ttl, max_records, max_bytes
         self._bytes = 0  # held by finished records
@@ -254,85 +302,69 @@ class MemoryIdempotencyStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    def _drop(self, key: str) -> None:
+    async def _drop(self, key: str) -> None:
         record = self._records.pop(key)
         if record.ended:
             self._bytes -= record.size
+        await self.hub.discard(f"idem:{record.token}")
 
-    def _evict(self) -> None:
+    async def _evict(self) -> None:
         now = time.monotonic()
         for key, record in list(self._records.items()):  # oldest first
             over = len(self._records) > self._max_records or self._bytes > self._max_bytes
             if now - record.created > self._ttl or (over and record.ended):
-                self._drop(key)
+                await self._drop(key)
             elif not over:
                 break
 
     async def claim(self, scope: str, key: str, fingerprint: str) -> Claim:
-        self._evict()
+        await self._evict()
         name = f"{scope}:{key}"
         record = self._records.get(name)
         if record is None:
             record = self._records[name] = _Record(fingerprint, uuid.uuid4().hex, time.monotonic())
-            return Claim(True, name, record.token, record)
+            claim = Claim(True, name, record.token, record)
+            # The memory hub opens without yielding to the loop: no duplicate finds it missing.
+            await self.hub.open(claim.channel)
+            return claim
         if record.fingerprint != fingerprint:
             raise Conflict("Idempotency-Key was already used for a different request")
         return Claim(False, name, record.token, record)
 
-    async def begin(self, claim: Claim, status: int, headers: Headers) -> None:
-        record: _Record = claim.state
-        record.status, record.headers = status, headers
-        await record.notify()
-
     async def append(self, claim: Claim, chunk: bytes) -> None:
-        record: _Record = claim.state
-        record.chunks.append(chunk)
-        record.size += len(chunk)
-        await record.notify()
+        claim.held.size += len(chunk)
+        await super().append(claim, chunk)
 
     async def end(self, claim: Claim) -> None:
-        record: _Record = claim.state
+        record: _Record = claim.held
         if record.ended:
             return
         record.ended = True
         if self._records.get(claim.key) is record:
             self._bytes += record.size
-        await record.notify()
-        self._evict()
+        await super().end(claim)
+        await self._evict()
 
     async def release(self, claim: Claim) -> None:
-        record: _Record = claim.state
-        record.released = True
-        if self._records.get(claim.key) is record:
-            self._drop(claim.key)
-        await record.notify()
+        if self._records.get(claim.key) is claim.held:
+            await self._drop(claim.key)
+        else:
+            await self.hub.discard(claim.channel)
 
-    async def head(self, claim: Claim) -> tuple[int, Headers] | None:
-        record: _Record = claim.state
-        async with record.changed:
-            await record.changed.wait_for(lambda: record.status is not None or record.released)
-        return None if record.status is None else (record.status, record.headers)
-
-    async def body(self, claim: Claim) -> AsyncIterator[bytes]:
-        record: _Record = claim.state
-        sent = 0
-        while True:
-            while sent < len(record.chunks):
-                sent += 1
-                yield record.chunks[sent - 1]
-            if record.ended:
-                return
-            async with record.changed:
-                await record.changed.wait_for(lambda: len(record.chunks) > sent or record.ended)
+    async def _let_go(self, claim: Claim) -> None:
+        if self._records.get(claim.key) is claim.held:
+            await self._drop(claim.key)
 
     async def aclose(self) -> None:
         self._records.clear()
         self._bytes = 0
+        await self.hub.aclose()
 
 
 # -- in Redis -------------------------------------------------------------------------
 
-# KEYS: claim, live. ARGV: value, ttl, live ttl. {1}: claimed; {0, value}: someone holds it.
+# KEYS: claim, the record's live marker. ARGV: value, ttl, live ttl. {1}: claimed; {0, value}: held.
+# The marker is set with the claim, so a duplicate never finds a just-claimed record dead.
 _CLAIM = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
@@ -340,54 +372,34 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
 end
 return {0, redis.call('GET', KEYS[1]) or ''}
 """
-# KEYS: claim, record, live. ARGV: the claim's value. Deletes the claim only if it is still ours.
-_RELEASE = """
+# KEYS: claim. ARGV: the claim's value. Deletes the claim only if it is still that run's.
+_LET_GO = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('XADD', KEYS[2], '*', 'r', '1')
-redis.call('EXPIRE', KEYS[2], 60)
-redis.call('DEL', KEYS[3])
 return 1
 """
 
 
-@dataclass
-class _RedisState:
-    value: str  # the claim's value, for compare-and-delete
-    cursor: str = "0-0"  # how far this reader has read the record
-    heartbeat: asyncio.Task[None] | None = None
+class RedisIdempotencyStore(_Recording):
+    """Shared by every replica, on the app's stream hub (and its Redis client).
+    ``hubbub:idem:<scope>:<key>`` holds the claim (fingerprint and token, 24 h); the record
+    is the hub channel ``idem:<token>``, kept a minute longer than the claim."""
 
-
-class RedisIdempotencyStore:
-    """Shared by every replica. ``hubbub:idem:<scope>:<key>`` holds the claim (fingerprint and
-    token, 24 h); the record is the Redis Stream ``hubbub:idem-rec:<token>`` (entries ``s``:
-    status and headers, ``c``: a chunk, ``e``: the end, ``r``: released). The first keeps
-    ``hubbub:idem-live:<token>`` alive while it runs, so a duplicate whose first's replica
-    died stops waiting (and claims again if nothing was recorded)."""
-
-    def __init__(self, url: str, ttl: int = TTL_SECONDS, live_ttl: int = 30) -> None:
-        from redis.asyncio import Redis
-
-        self._redis = Redis.from_url(url)
-        self._ttl, self._live_ttl = ttl, live_ttl
-        self._claim = self._redis.register_script(_CLAIM)
-        self._release = self._redis.register_script(_RELEASE)
-        self._beats: set[asyncio.Task[None]] = set()
-
-    @staticmethod
-    def _names(claim: Claim) -> tuple[str, str, str]:
-        return claim.key, f"hubbub:idem-rec:{claim.token}", f"hubbub:idem-live:{claim.token}"
+    def __init__(self, hub: "RedisStreamHub", ttl: int = TTL_SECONDS) -> None:
+        self.hub = hub
+        self._ttl = ttl
+        self._claim = hub.redis.register_script(_CLAIM)
+        self._let_go_script = hub.redis.register_script(_LET_GO)
 
     async def claim(self, scope: str, key: str, fingerprint: str) -> Claim:
         name = f"hubbub:idem:{scope}:{key}"
         while True:
             token = uuid.uuid4().hex
             value = orjson.dumps({"f": fingerprint, "t": token}).decode()
-            reply = await self._claim(keys=[name, f"hubbub:idem-live:{token}"],
-                                      args=[value, self._ttl, self._live_ttl])
+            claim = Claim(True, name, token, value)
+            reply = await self._claim(keys=[name, self.hub.live_key(claim.channel)],
+                                      args=[value, self._ttl, self.hub.live_ttl])
             if int(reply[0]) == 1:
-                claim = Claim(True, name, token, _RedisState(value))
-                claim.state.heartbeat = asyncio.get_running_loop().create_task(self._beat(claim))
-                self._beats.add(claim.state.heartbeat)
+                await self.hub.open(claim.channel, ttl=self._ttl + 60, max_events=0)
                 return claim
             raw = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
             if not raw:
@@ -395,90 +407,25 @@ class RedisIdempotencyStore:
             held = orjson.loads(raw)
             if held["f"] != fingerprint:
                 raise Conflict("Idempotency-Key was already used for a different request")
-            return Claim(False, name, held["t"], _RedisState(raw))
-
-    async def _beat(self, claim: Claim) -> None:
-        live = self._names(claim)[2]
-        while True:
-            await asyncio.sleep(self._live_ttl / 3)
-            with contextlib.suppress(Exception):
-                await self._redis.set(live, "1", ex=self._live_ttl)
-
-    def _stop_beat(self, claim: Claim) -> None:
-        beat = claim.state.heartbeat
-        if beat is not None:
-            beat.cancel()
-            self._beats.discard(beat)
-
-    async def begin(self, claim: Claim, status: int, headers: Headers) -> None:
-        record = self._names(claim)[1]
-        encoded = orjson.dumps([[k.decode("latin-1"), v.decode("latin-1")] for k, v in headers])
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(record, {"s": str(status), "h": encoded})
-            pipe.expire(record, self._ttl + 60)  # outlives the claim: a claim never names a lost record
-            await pipe.execute()
-
-    async def append(self, claim: Claim, chunk: bytes) -> None:
-        await self._redis.xadd(self._names(claim)[1], {"c": chunk})
-
-    async def end(self, claim: Claim) -> None:
-        self._stop_beat(claim)
-        _, record, live = self._names(claim)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(record, {"e": "1"})
-            pipe.delete(live)
-            await pipe.execute()
+            return Claim(False, name, held["t"], raw)
 
     async def release(self, claim: Claim) -> None:
-        self._stop_beat(claim)
-        await self._release(keys=list(self._names(claim)), args=[claim.state.value])
+        try:
+            await self._let_go(claim)
+        finally:
+            await self.hub.discard(claim.channel)  # waiting duplicates end, and claim again
 
-    async def _read(self, claim: Claim, count: int = 100) -> list[dict[bytes, bytes]] | None:
-        """The record's next entries; None when there are none and nobody writes any more."""
-        _, record, live = self._names(claim)
-        reply = await self._redis.xread({record: claim.state.cursor}, count=count, block=1000)
-        if not reply:
-            if await self._redis.exists(live):
-                return []
-            reply = await self._redis.xread({record: claim.state.cursor}, count=count)  # a last look
-            if not reply:
-                return None
-        entries = reply[0][1]
-        claim.state.cursor = entries[-1][0].decode() if isinstance(entries[-1][0], bytes) else entries[-1][0]
-        return [fields for _, fields in entries]
-
-    async def head(self, claim: Claim) -> tuple[int, Headers] | None:
-        while True:
-            entries = await self._read(claim, count=1)  # only the head: ``body`` reads on from it
-            if entries is None:  # the first's replica died before answering: free the key
-                await self._release(keys=list(self._names(claim)), args=[claim.state.value])
-                return None
-            for fields in entries:
-                if b"r" in fields:
-                    return None
-                if b"s" in fields:
-                    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in orjson.loads(fields[b"h"])]
-                    return int(fields[b"s"]), headers
-
-    async def body(self, claim: Claim) -> AsyncIterator[bytes]:
-        while True:
-            entries = await self._read(claim)
-            if entries is None:
-                return  # its replica died mid-answer: what was recorded is all there is
-            for fields in entries:
-                if b"c" in fields:
-                    yield fields[b"c"]
-                elif b"e" in fields or b"r" in fields:
-                    return
+    async def _let_go(self, claim: Claim) -> None:
+        await self._let_go_script(keys=[claim.key], args=[claim.held])
 
     async def aclose(self) -> None:
-        for beat in list(self._beats):
-            beat.cancel()
-        await self._redis.aclose()
+        """Nothing of its own: the hub and its client belong to the app."""
 
 
-def build_store(settings: "Settings") -> IdempotencyStore:
-    """Redis when configured (any replica replays any record), else memory."""
-    if settings.redis_url:
-        return RedisIdempotencyStore(settings.redis_url)
+def build_store(hub: StreamHub) -> IdempotencyStore:
+    """On the app's hub when it is Redis (any replica replays any record), else in memory."""
+    from hubbub.streams.redis import RedisStreamHub
+
+    if isinstance(hub, RedisStreamHub):
+        return RedisIdempotencyStore(hub)
     return MemoryIdempotencyStore()

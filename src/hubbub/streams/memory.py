@@ -8,16 +8,18 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from hubbub.core.events import Event
+from hubbub.streams.records import Item
 
 
 @dataclass
 class _Channel:
-    events: list[tuple[int, Event]] = field(default_factory=list)
+    ttl: float
+    max_events: int  # 0: keep every item
+    events: list[tuple[int, Item]] = field(default_factory=list)
     first_seq: int = 1  # sequence number of events[0] (older ones were evicted)
     next_seq: int = 1
     live: bool = True
-    closed_at: float = 0.0
+    expires_at: float = 0.0  # once finished
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
 
 
@@ -29,6 +31,7 @@ class MemoryStreamHub:
         self, max_events: int = 10_000, ttl: float = 300.0, max_latest: int = 10_000, max_finished: int = 1_000
     ) -> None:
         self._channels: dict[str, _Channel] = {}
+        self._finished: OrderedDict[str, None] = OrderedDict()  # in the order they finished
         self._max_events = max_events
         self._ttl = ttl
         self._max_finished = max_finished
@@ -57,28 +60,37 @@ class MemoryStreamHub:
         yield  # pragma: no cover - an empty async generator
 
     def _expire(self) -> None:
-        """Drop finished channels past their TTL, and the oldest beyond ``max_finished``."""
+        """Drop finished channels past their TTL, and the oldest beyond ``max_finished``.
+
+        In the order they finished: one whose own TTL is shorter than an older one's waits
+        behind it (the count bound still holds)."""
         now = time.monotonic()
-        finished = [(c.closed_at, k) for k, c in self._channels.items() if not c.live]
-        finished.sort()
-        excess = len(finished) - self._max_finished
-        for i, (closed_at, key) in enumerate(finished):
-            if i < excess or now - closed_at > self._ttl:
-                del self._channels[key]
+        while self._finished:
+            key = next(iter(self._finished))
+            channel = self._channels.get(key)
+            if channel is not None and channel.live:  # reopened since: no longer finished
+                del self._finished[key]
+                continue
+            if len(self._finished) <= self._max_finished and (channel is not None and channel.expires_at > now):
+                return
+            del self._finished[key]
+            self._channels.pop(key, None)
 
-    async def open(self, key: str) -> None:
+    async def open(self, key: str, *, ttl: float | None = None, max_events: int | None = None) -> None:
         self._expire()
-        self._channels[key] = _Channel()
+        self._finished.pop(key, None)
+        self._channels[key] = _Channel(self._ttl if ttl is None else ttl,
+                                       self._max_events if max_events is None else max_events)
 
-    async def publish(self, key: str, event: Event) -> int:
+    async def publish(self, key: str, event: Item) -> int:
         channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[key] = _Channel()
+            channel = self._channels[key] = _Channel(self._ttl, self._max_events)
         seq = channel.next_seq
         channel.next_seq += 1
         channel.events.append((seq, event))
-        if len(channel.events) > self._max_events:
-            drop = len(channel.events) - self._max_events
+        if channel.max_events and len(channel.events) > channel.max_events:
+            drop = len(channel.events) - channel.max_events
             del channel.events[:drop]
             channel.first_seq = channel.events[0][0]
         async with channel.changed:
@@ -90,11 +102,23 @@ class MemoryStreamHub:
         if channel is None:
             return
         channel.live = False
-        channel.closed_at = time.monotonic()
+        channel.expires_at = time.monotonic() + channel.ttl
+        self._finished[key] = None
+        self._finished.move_to_end(key)
         async with channel.changed:
             channel.changed.notify_all()
 
-    async def snapshot(self, key: str) -> list[tuple[int, Event]]:
+    async def discard(self, key: str) -> None:
+        channel = self._channels.pop(key, None)
+        self._finished.pop(key, None)
+        if channel is None:
+            return
+        channel.live = False
+        channel.events.clear()
+        async with channel.changed:
+            channel.changed.notify_all()
+
+    async def snapshot(self, key: str) -> list[tuple[int, Item]]:
         channel = self._channels.get(key)
         return list(channel.events) if channel is not None else []
 
@@ -102,7 +126,7 @@ class MemoryStreamHub:
         channel = self._channels.get(key)
         return channel is not None and channel.live
 
-    async def subscribe(self, key: str, after: int = 0) -> AsyncIterator[tuple[int, Event]]:
+    async def subscribe(self, key: str, after: int = 0) -> AsyncIterator[tuple[int, Item]]:
         channel = self._channels.get(key)
         if channel is None:
             return
@@ -122,3 +146,4 @@ class MemoryStreamHub:
 
     async def aclose(self) -> None:
         self._channels.clear()
+        self._finished.clear()
