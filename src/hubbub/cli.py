@@ -86,6 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hubbub.app import create_app
+    from hubbub.http.server import uvicorn_config
     from hubbub.logs import configure
 
     settings = _settings(args)
@@ -135,10 +136,8 @@ def serve(args: argparse.Namespace) -> int:
 
     # A little longer than ``grace``: the drained turns' last events reach their clients before
     # uvicorn cancels whatever still runs (stateless streams get the same grace, plus this margin).
-    # log_config=None: uvicorn's own lines go through the handler configured above (same format);
-    # its access log is off, the app logs one line per request with the request id (http/middleware.py).
-    Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                          log_config=None, access_log=False, timeout_graceful_shutdown=int(grace) + 2)).run()
+    # The rest of uvicorn's configuration (logging, slow-client and WebSocket limits): http/server.py.
+    Server(uvicorn_config(app, settings, timeout_graceful_shutdown=int(grace) + 2)).run()
     return 0
 
 

@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = 15.0
     shutdown_grace_seconds: float = 20.0
     flush_interval_seconds: float = 1.0
+    # Slow clients and WebSockets (docs/security.md). uvicorn has no header timeout of its own.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # request line + headers, from the first byte
+    body_timeout_seconds: float = Field(default=60.0, gt=0)  # the whole body, once the headers are in
+    keep_alive_seconds: float = Field(default=5.0, gt=0)  # an idle connection between requests
+    ws_max_queued_messages: int = Field(default=16, ge=1)  # a socket's messages waiting for their answer
+    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)  # first-message auth must arrive by then
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hubbub.http.deps import get_container
 from hubbub.http.routing import dialect_router, request_id
 from hubbub.http.validation import problems
-from hubbub.errors import HubbubError, NotFound, RateLimited, Unauthorized
+from hubbub.errors import HubbubError, NotFound, RateLimited, Unauthorized, Unavailable
 from hubbub.storage.keys import ApiKey
 
 
@@ -25,7 +25,7 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
         detail: Any = [{"field": p.field, "message": p.message} for p in problems(exc)]
         return JSONResponse({"detail": detail}, status_code=422)
     if isinstance(exc, HubbubError):
-        if isinstance(exc, RateLimited):
+        if isinstance(exc, (RateLimited, Unavailable)):
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, Unauthorized):
             headers["WWW-Authenticate"] = "Bearer"

@@ -35,6 +35,7 @@ from hubbub.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UpstreamError,
 )
 
@@ -130,7 +131,7 @@ def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status, body = error_body(exc, request_id(request))
     headers = None
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, Unavailable)):
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}

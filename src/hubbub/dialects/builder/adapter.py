@@ -23,6 +23,7 @@ from hubbub.errors import (
     ContextTooLong,
     FieldProblem,
     Forbidden,
+    HubbubError,
     InvalidRequest,
     ModelNotFound,
     NotFound,
@@ -30,6 +31,7 @@ from hubbub.errors import (
     ProviderError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UpstreamError,
 )
 
@@ -189,13 +191,15 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
         return 502, {"code": "LLM_ERROR", "message": exc.message, "details": details}
     if isinstance(exc, (Unauthorized, Forbidden, PayloadTooLarge, Conflict)):
         return exc.status, {"code": exc.code, "message": exc.message}
+    if isinstance(exc, HubbubError) and exc.status != 500:  # REQUEST_TIMEOUT 408, SERVICE_UNAVAILABLE 503
+        return exc.status, {"code": exc.code, "message": exc.message}
     return 500, {"code": "INTERNAL_ERROR", "message": "Internal server error", "requestId": rid or ""}
 
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     """``{"error": {"code", "message", ...}}`` with its status (and ``Retry-After`` on 429)."""
     status, error = error_parts(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else None
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 

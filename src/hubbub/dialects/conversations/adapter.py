@@ -31,6 +31,7 @@ from hubbub.errors import (
     ProviderError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UpstreamError,
 )
 
@@ -169,11 +170,13 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
         return 502, {"code": "MODEL_ERROR", "message": exc.message}
     if isinstance(exc, (Unauthorized, Forbidden, PayloadTooLarge, Conflict)):
         return exc.status, {"code": exc.code, "message": exc.message}
+    if isinstance(exc, HubbubError) and exc.status != 500:  # REQUEST_TIMEOUT 408, SERVICE_UNAVAILABLE 503
+        return exc.status, {"code": exc.code, "message": exc.message}
     return 500, {"code": "INTERNAL_ERROR", "message": "Internal server error", "requestId": rid or ""}
 
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     """``{"success": false, "error": {"code", "message", ...}}`` (``Retry-After`` on 429)."""
     status, error = error_parts(exc, request_id(request))
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else None
     return JSONResponse({"success": False, "error": error}, status_code=status, headers=headers)

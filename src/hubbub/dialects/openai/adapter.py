@@ -26,6 +26,7 @@ from hubbub.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    Unavailable,
 )
 
 _FINISH = {"stop": "stop", "length": "length", "cancelled": "stop", "error": "stop"}
@@ -206,7 +207,7 @@ def error_body(exc: Exception, rid: str | None) -> dict[str, Any]:
 
 def render_error(exc: Exception, request: Request) -> JSONResponse:
     status = 400 if isinstance(exc, RequestValidationError) else getattr(exc, "status", 500)
-    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, (RateLimited, Unavailable)) else None
     return JSONResponse(error_body(exc, request_id(request)), status_code=status, headers=headers,
                         media_type="application/json")
 
