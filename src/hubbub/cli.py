@@ -148,6 +148,19 @@ def ingest(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _limit(text: str) -> int:
+    """A key's limit: 1 .. 2^31 - 1 (what ``POST /api/keys`` takes; the column is 32 bits)."""
+    from hubbub.api.admin import LIMIT_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {LIMIT_MAX}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubbub", description="A self-hosted chat API server.")
     parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
@@ -172,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create a key and print it (once)")
     kc.add_argument("--name", required=True)
     kc.add_argument("--admin", action="store_true", help="an admin key sees and manages everything")
-    kc.add_argument("--rpm", type=int, help="requests per minute")
-    kc.add_argument("--tpm", type=int, help="tokens per minute (prompt + completion)")
-    kc.add_argument("--daily-tokens", type=int, help="tokens per UTC day")
+    kc.add_argument("--rpm", type=_limit, help="requests per minute")
+    kc.add_argument("--tpm", type=_limit, help="tokens per minute (prompt + completion)")
+    kc.add_argument("--daily-tokens", type=_limit, help="tokens per UTC day")
     ksub.add_parser("list", help="list keys (never the keys themselves)")
     kr = ksub.add_parser("revoke", help="revoke a key")
     kr.add_argument("id")
