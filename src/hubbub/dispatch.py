@@ -16,6 +16,7 @@ shape both dialects share, ``{"success": false, "error": {"code", "message"}}``
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -42,7 +43,23 @@ def render_error(exc: Exception, request: Request) -> Response:
     if isinstance(exc, Unauthorized):
         body = {"success": False, "error": {"code": exc.code, "message": exc.message}}
         return JSONResponse(body, status_code=exc.status)
-    return _RENDERERS[getattr(request.state, "dialect", "builder")](exc, request)
+    dialect = getattr(request.state, "dialect", None)
+    if dialect is None:  # refused while the body was read (http/text.py), before ``chat`` chose
+        dialect = _dialect_of(getattr(request, "_body", b""))
+    return _RENDERERS[dialect](exc, request)
+
+
+def _dialect(payload: Any) -> str:
+    """``message`` without ``messages``: conversations; anything else: the builder."""
+    conversations = isinstance(payload, dict) and "message" in payload and "messages" not in payload
+    return "conversations" if conversations else "builder"
+
+
+def _dialect_of(raw: bytes) -> str:
+    try:
+        return _dialect(json.loads(raw))  # the lenient parser: it reads what http/text.py refused
+    except (ValueError, RecursionError):
+        return "builder"
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -87,8 +104,7 @@ async def chat(request: Request) -> Response:
     except InvalidRequest:
         await apply_limits(request)
         raise
-    if "message" in payload and "messages" not in payload:
-        request.state.dialect = "conversations"
+    request.state.dialect = _dialect(payload)
     await apply_limits(request)  # after choosing: a 429 takes the chosen dialect's shape
     if "messages" in payload:
         return await builder.send(_validate(BuilderChatRequest, payload), request)
