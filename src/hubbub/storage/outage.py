@@ -60,8 +60,21 @@ def unavailable(exc: BaseException) -> Unavailable | None:
         if _database(node):
             return Unavailable("database")
     for node in _chain(exc):
-        # Raised bare while connecting (asyncpg, redis-py's socket): some backend is unreachable.
+        # Raised bare while connecting (asyncpg and redis-py open sockets themselves): which
+        # backend it was shows in the traceback.
         if isinstance(node, (ConnectionError, asyncio.TimeoutError)) or (
                 isinstance(node, OSError) and node.errno in _NETWORK_ERRNOS):
-            return Unavailable("database or Redis server")
+            return Unavailable(_backend_in(node) or "database or Redis server")
+    return None
+
+
+def _backend_in(exc: BaseException) -> str | None:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("asyncpg", "aiosqlite", "sqlalchemy")):
+            return "database"
+        if module.startswith("redis"):
+            return "Redis server"
+        tb = tb.tb_next
     return None
