@@ -16,7 +16,6 @@ shape both dialects share, ``{"success": false, "error": {"code", "message"}}``
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
@@ -56,9 +55,10 @@ def _dialect(payload: Any) -> str:
 
 
 def _dialect_of(raw: bytes) -> str:
+    """The dialect ``chat`` would have chosen for ``raw`` (a body it cannot parse: the builder)."""
     try:
-        return _dialect(json.loads(raw))  # the lenient parser: it reads what http/text.py refused
-    except (ValueError, RecursionError):
+        return _dialect(orjson.loads(raw))
+    except ValueError:
         return "builder"
 
 
