@@ -16,6 +16,7 @@ shape both dialects share, ``{"success": false, "error": {"code", "message"}}``
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -55,11 +56,17 @@ def _dialect(payload: Any) -> str:
 
 
 def _dialect_of(raw: bytes) -> str:
-    """The dialect ``chat`` would have chosen for ``raw`` (a body it cannot parse: the builder)."""
+    """The dialect ``chat`` would choose for ``raw``, a body ``http/text.py`` refused for a NUL or a
+    lone surrogate. Python's parser reads those (orjson refuses the surrogate); NaN and Infinity,
+    which orjson refuses, are refused here too, so such a body is the builder's as in ``chat``."""
     try:
-        return _dialect(orjson.loads(raw))
-    except ValueError:
+        return _dialect(json.loads(raw, parse_constant=_no_constants))
+    except (ValueError, RecursionError):
         return "builder"
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
