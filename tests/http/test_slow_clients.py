@@ -43,10 +43,13 @@ async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> bytes:
     """Send ``parts`` (``pause`` between them), then read until the server closes or CEILING passes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for part in parts:
-            writer.write(part)
-            await writer.drain()
-            await asyncio.sleep(pause)
+        try:
+            for part in parts:
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(pause)
+        except ConnectionError:  # the server answered and closed while we were still sending
+            pass
         async with asyncio.timeout(CEILING):
             return await reader.read()  # up to EOF: the server closed the connection
     finally:
@@ -117,3 +120,15 @@ async def test_a_websocket_without_a_key_must_authenticate_in_time(keyed):
         with pytest.raises(ConnectionClosed) as closed:
             await ws.recv()
     assert closed.value.rcvd.code == 4401
+
+
+async def test_headers_larger_than_the_limit_are_431_and_the_connection_is_closed(impatient):
+    """httptools keeps whatever headers it parsed: without a limit, one request could grow them
+    for as long as the header timeout allows."""
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+    # One write: had the server closed while more of it was still arriving, the client would get a
+    # reset instead of the answer.
+    answer = await exchange(impatient.port, head + b"".join(b"X-Pad-%d: %s\r\n" % (i, b"a" * 1000) for i in range(80)))
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    big_but_fine = head + b"Connection: close\r\nX-Pad: " + b"a" * 30_000 + b"\r\n\r\n"
+    assert (await exchange(impatient.port, big_but_fine)).startswith(b"HTTP/1.1 200 ")
