@@ -16,6 +16,7 @@ import httpx
 import uvicorn
 
 from hubbub.app import create_app
+from hubbub.http.server import uvicorn_config
 from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
 from hubbub.core.types import Message, ModelInfo, ProviderRequest, Usage
 from hubbub.settings import Settings
@@ -35,9 +36,10 @@ class ServerThread:
         self.settings = settings
         self.port = settings.port
         self.app = create_app(settings)
-        self._server = uvicorn.Server(
-            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        )
+        # hubbub serve's own uvicorn configuration (slow-client and WebSocket limits), logging aside.
+        config = uvicorn_config(self.app, settings, host="127.0.0.1", log_level="warning", lifespan="on",
+                                log_config=uvicorn.config.LOGGING_CONFIG)
+        self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self.url = f"http://127.0.0.1:{self.port}"
 

@@ -323,3 +323,32 @@ def test_odd_parameters_never_answer_5xx(http, path, names):
             assert media_type(response) == "application/json" and response.json()
 
     run()
+
+
+# -- schemathesis, every phase -------------------------------------------------------
+
+
+def test_schemathesis_every_phase_finds_no_server_error(fuzz_server, tmp_path):
+    """schemathesis' own runner over ``/openapi.json`` with the phases the fuzzing above does not
+    run — explicit examples, coverage (boundary and just-out-of-range values for every constraint:
+    numbers past 2^63, empty strings, wrong types) and stateful (chains of calls through the links
+    it infers) — with an admin key of its own: no response may be a 5xx (issue 22). With the
+    fuzzing phase (``test_openapi_operation_never_answers_5xx``, which also judges content types)
+    that is every phase. ``HUBBUB_FUZZ_PHASES=examples,coverage,fuzzing,stateful`` runs all four
+    here (about twice as long). The coverage phase alone is over a thousand requests."""
+    import os
+    import subprocess
+    import sys
+
+    _, key = fuzz_server.call(fuzz_server.container.keys.create("schemathesis", admin=True))
+    fuzz_server.container.auth.forget()
+    command = [sys.executable, "-m", "schemathesis.cli", "run", f"{fuzz_server.url}/openapi.json",
+               "--phases", os.environ.get("HUBBUB_FUZZ_PHASES", "examples,coverage,stateful"),
+               "--checks", "not_a_server_error",
+               "-H", f"Authorization: Bearer {key}", "--max-examples", "5", "--seed", "22", "--workers", "1",
+               "--no-shrink", "--request-timeout", "120", "--suppress-health-check", "all"]
+    # cwd: schemathesis keeps its cache under ./.schemathesis
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1500)
+    report = done.stdout[-6000:] + done.stderr[-2000:]
+    assert done.returncode == 0, report
+    assert "generated" in report and " failed" not in report.split("Test cases:")[-1], report

@@ -49,9 +49,11 @@ def presented_key(conn: HTTPConnection) -> str | None:
     key = conn.headers.get("x-api-key", "").strip()
     if key:
         return key
-    # Browsers cannot set headers on a WebSocket handshake; the web page passes the key here.
     if conn.scope.get("type") == "websocket":
-        return conn.query_params.get("api_key") or None
+        # Browsers cannot set headers on a WebSocket handshake: such a client sends the key in its
+        # first message (``{"type": "auth", "key"}``, kept in the socket's state) or, the older
+        # way, as ``?api_key=`` (which is masked in every log line: logs.redact). docs/security.md.
+        return getattr(conn.state, "api_key", None) or conn.query_params.get("api_key") or None
     return None
 
 

@@ -86,6 +86,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from hubbub.app import create_app
+    from hubbub.http.server import uvicorn_config
     from hubbub.logs import configure
 
     settings = _settings(args)
@@ -135,10 +136,8 @@ def serve(args: argparse.Namespace) -> int:
 
     # A little longer than ``grace``: the drained turns' last events reach their clients before
     # uvicorn cancels whatever still runs (stateless streams get the same grace, plus this margin).
-    # log_config=None: uvicorn's own lines go through the handler configured above (same format);
-    # its access log is off, the app logs one line per request with the request id (http/middleware.py).
-    Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                          log_config=None, access_log=False, timeout_graceful_shutdown=int(grace) + 2)).run()
+    # The rest of uvicorn's configuration (logging, slow-client and WebSocket limits): http/server.py.
+    Server(uvicorn_config(app, settings, timeout_graceful_shutdown=int(grace) + 2)).run()
     return 0
 
 
@@ -147,6 +146,19 @@ def ingest(args: argparse.Namespace) -> int:
 
     failed = asyncio.run(ingest_paths(_settings(args), args.paths, args.owner))
     return 1 if failed else 0
+
+
+def _limit(text: str) -> int:
+    """A key's limit: 1 .. 2^31 - 1 (what ``POST /api/keys`` takes; the column is 32 bits)."""
+    from hubbub.api.admin import LIMIT_MAX
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= LIMIT_MAX:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {LIMIT_MAX}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,9 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ksub.add_parser("create", help="create a key and print it (once)")
     kc.add_argument("--name", required=True)
     kc.add_argument("--admin", action="store_true", help="an admin key sees and manages everything")
-    kc.add_argument("--rpm", type=int, help="requests per minute")
-    kc.add_argument("--tpm", type=int, help="tokens per minute (prompt + completion)")
-    kc.add_argument("--daily-tokens", type=int, help="tokens per UTC day")
+    kc.add_argument("--rpm", type=_limit, help="requests per minute")
+    kc.add_argument("--tpm", type=_limit, help="tokens per minute (prompt + completion)")
+    kc.add_argument("--daily-tokens", type=_limit, help="tokens per UTC day")
     ksub.add_parser("list", help="list keys (never the keys themselves)")
     kr = ksub.add_parser("revoke", help="revoke a key")
     kr.add_argument("id")

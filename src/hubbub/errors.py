@@ -11,8 +11,10 @@ them to its own body and status (``dialects/<name>/adapter.py``).
     ├── ModelNotFound(model, available)
     ├── ContextTooLong(max_length, request_length)
     ├── PayloadTooLarge(limit)
+    ├── RequestTimeout(seconds)          the body did not arrive in time (slow client)
     ├── RateLimited(retry_after)
     ├── Conflict                         e.g. a bot slug that exists already
+    ├── Unavailable(backend)             a backend hubbub needs (database, Redis) is down: 503
     └── ProviderError                    anything a model provider reports
         ├── UpstreamError(details)       the model failed (embedded or upstream)
         └── ChannelUnavailable           no healthy channel can serve the model
@@ -113,6 +115,15 @@ class PayloadTooLarge(HubbubError):
         self.limit = limit
 
 
+class RequestTimeout(HubbubError):
+    status = 408
+    code = "REQUEST_TIMEOUT"
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request body did not arrive within {seconds:g} seconds")
+        self.seconds = seconds
+
+
 class RateLimited(HubbubError):
     status = 429
     code = "RATE_LIMITED"
@@ -125,6 +136,19 @@ class RateLimited(HubbubError):
 class Conflict(HubbubError):
     status = 409
     code = "CONFLICT"
+
+
+class Unavailable(HubbubError):
+    """A backend hubbub itself depends on is unreachable: a 503 to retry later, never a 500
+    (and never counted against a model's channel: it is not the upstream's fault)."""
+
+    status = 503
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, backend: str, retry_after: int = 5) -> None:
+        super().__init__(f"Service temporarily unavailable: the {backend} cannot be reached")
+        self.backend = backend
+        self.retry_after = retry_after
 
 
 class ProviderError(HubbubError):

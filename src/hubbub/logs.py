@@ -8,11 +8,18 @@ also from tasks the request starts (they copy its context). Fields of a JSON lin
 
 ``auto`` (the default) writes text to a terminal and JSON anywhere else (a file, a pipe, a log
 collector), as Caddy does: people read the first, machines the second.
+
+No secret reaches a line (issue 22, docs/security.md): both formats pass their finished line through
+``redact``, which masks key-carrying query parameters (uvicorn logs a WebSocket's path *with* its
+query string, and ``?api_key=`` is how a browser can authenticate one), bearer tokens, hubbub's own
+keys wherever they appear, and passwords in URLs. It works on the finished text, so it covers every
+logger (uvicorn's included), the arguments, the extra fields and tracebacks alike.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import datetime, timezone
@@ -26,6 +33,33 @@ request_id: ContextVar[str | None] = ContextVar("hubbub_request_id", default=Non
 # (except uvicorn's ``color_message``, its message again with terminal colours).
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "request_id", "color_message"}
+
+
+MASK = "***"
+# Query parameters whose value is a credential (matched case-insensitively, in any URL in a line).
+SECRET_PARAMS = ("api_key", "api-key", "apikey", "key", "token", "access_token", "auth", "password", "secret")
+_SECRETS = re.compile(
+    r"(?i)"
+    r"(?P<param>[?&;](?:" + "|".join(re.escape(p) for p in SECRET_PARAMS) + r")=)[^&;#\s\"'\\]*"
+    r"|(?P<bearer>\b(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<userinfo>://[^/\s:@\"']*:)[^@/\s\"']*@"
+    r"|\bhb_[A-Za-z0-9_-]{20,}"  # a hubbub key (storage/keys.py: "hb_" + 43 url-safe characters)
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    if match["param"]:
+        return match["param"] + MASK
+    if match["bearer"]:
+        return match["bearer"] + MASK
+    if match["userinfo"]:
+        return match["userinfo"] + MASK + "@"
+    return MASK
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential it carries replaced by ``***`` (see the module docstring)."""
+    return _SECRETS.sub(_mask, text)
 
 
 class RequestIdFilter(logging.Filter):
@@ -59,7 +93,7 @@ class JsonFormatter(logging.Formatter):
             line["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             line["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(line, default=str).decode()
+        return redact(orjson.dumps(line, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
@@ -74,7 +108,7 @@ class TextFormatter(logging.Formatter):
         rid = getattr(record, "request_id", None)
         head, sep, rest = text.partition("\n")  # a traceback stays below the line it belongs to
         head += (" " + extra if extra else "") + (f" [{rid}]" if rid else "")
-        return head + sep + rest
+        return redact(head + sep + rest)
 
 
 def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> logging.Handler:

@@ -154,6 +154,13 @@ class Settings(BaseSettings):
     flush_interval_seconds: float = 1.0
     # How long stored responses (/v1/responses) are kept, in days, counted from their creation; 0: for ever.
     response_retention_days: float = Field(default=30.0, ge=0)
+    # Slow clients and WebSockets (docs/security.md). uvicorn has no header timeout of its own.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)  # request line + headers, from the first byte
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # request line + headers
+    body_timeout_seconds: float = Field(default=60.0, gt=0)  # the whole body, once the headers are in
+    keep_alive_seconds: float = Field(default=5.0, gt=0)  # an idle connection between requests
+    ws_max_queued_messages: int = Field(default=16, ge=1)  # a socket's messages waiting for their answer
+    ws_auth_timeout_seconds: float = Field(default=10.0, gt=0)  # first-message auth must arrive by then
 
     @classmethod
     def settings_customise_sources(

@@ -32,14 +32,19 @@ keys_router = dialect_router(render_error, prefix="/api/keys", tags=["keys"], ad
 usage_router = dialect_router(render_error, prefix="/api/usage", tags=["usage"])
 
 
+# The limits are stored in INTEGER columns (PostgreSQL: 32 bits); a larger number used to fail in
+# the database as a 500 (issue 22). 2^31 - 1 requests a minute is "no limit" in practice.
+LIMIT_MAX = 2**31 - 1
+
+
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     name: str = Field(min_length=1, max_length=255)
     admin: bool = False
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    dailyTokens: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=LIMIT_MAX)
+    tpm: int | None = Field(default=None, ge=1, le=LIMIT_MAX)
+    dailyTokens: int | None = Field(default=None, ge=1, le=LIMIT_MAX)
 
 
 def key_body(key: ApiKey) -> dict[str, Any]:

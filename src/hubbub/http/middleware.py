@@ -23,6 +23,7 @@ from hubbub.logs import request_id
 from hubbub.metrics import Metrics
 
 access_log = logging.getLogger("hubbub.access")
+_CLOSE = (b"connection", b"close")
 
 
 class RequestMiddleware:
@@ -62,6 +63,8 @@ class RequestMiddleware:
                 nonlocal status
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
+                if status == 408:  # a body that did not arrive in time: the rest of it must not be
+                    message["headers"].append(_CLOSE)  # read as the next request, so the connection ends
             await send(message)
 
         token = request_id.set(rid)

@@ -15,6 +15,7 @@ the edge (``DirectRoutes``, inside the app's middleware): see ``fastpath.py``.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import typing
@@ -26,12 +27,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
 from hubbub.http import idempotency
 from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.auth import require_admin
-from hubbub.errors import FieldProblem, HubbubError, InvalidRequest, PayloadTooLarge, RateLimited, Unauthorized
+from hubbub.errors import (
+    FieldProblem,
+    HubbubError,
+    InvalidRequest,
+    PayloadTooLarge,
+    RateLimited,
+    RequestTimeout,
+    Unauthorized,
+    Unavailable,
+)
+from hubbub.http.text import check_json_body, check_target
 from hubbub.limits import KeyQuota, Quota, current_key
+from hubbub.storage.outage import unavailable
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +54,52 @@ M = TypeVar("M", bound=BaseModel)
 
 
 async def read_body_limited(request: Request, limit: int) -> None:
-    """Read the body once, refusing more than ``limit`` bytes; FastAPI reuses the cached body."""
+    """Read the body once, refusing more than ``limit`` bytes (413) or a body that takes longer
+    than ``body_timeout_seconds`` (408: a slow client holds nothing for ever); FastAPI reuses the
+    cached body. A JSON body with a string no backend can store is a 400 (``http/text.py``)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
+    timeout = request.app.state.settings.body_timeout_seconds
     size = 0
     parts: list[bytes] = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(limit)
-        parts.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(limit)
+                parts.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(timeout) from None
     request._body = b"".join(parts)  # Starlette's own cache of the body
+    check_json_body(request._body, request.headers.get("content-type"))
 
 
-async def admit(request: Request, admin_only: bool = False) -> None:
-    """Authenticate, apply the key's rate limits, and remember who asked (request.state)."""
-    container = request.app.state.container
-    principal = await container.auth.authenticate(request)
+async def authenticate(request: HTTPConnection, admin_only: bool = False) -> None:
+    """Who asks (request.state: ``principal``, ``owner``); 401/403 before anything else is read.
+    A NUL in the path or query is refused here too, before any lookup uses it."""
+    principal = await request.app.state.container.auth.authenticate(request)
     request.state.principal = principal
     request.state.owner = principal.owner
     if admin_only:
         require_admin(principal)
-    if principal.key is not None:
-        key = principal.key
+    check_target(request)
+
+
+async def apply_limits(request: HTTPConnection) -> None:
+    """The authenticated key's rate limits (429)."""
+    key = request.state.principal.key
+    if key is not None:
         quota = Quota(key.rpm, key.tpm, key.daily_tokens)
         current_key.set(KeyQuota(key.id, quota))
-        await container.limiter.check(f"key:{key.id}", quota)
+        await request.app.state.container.limiter.check(f"key:{key.id}", quota)
+
+
+async def admit(request: HTTPConnection, admin_only: bool = False) -> None:
+    """Authenticate, apply the key's rate limits, and remember who asked (request.state)."""
+    await authenticate(request, admin_only)
+    await apply_limits(request)
 
 
 def dialect_router(
@@ -81,8 +113,9 @@ def dialect_router(
 ) -> APIRouter:
     """An APIRouter whose routes admit, limit the body, and map errors with ``render_error``.
 
-    ``admit_in_handler``: the handler calls ``admit`` itself (``POST /api/chat`` must first
-    see the body to know which dialect's shape a 401 or 429 takes).
+    ``admit_in_handler``: the route only authenticates (before reading the body: an unknown caller
+    gets its 401 without sending one) and the handler applies the rate limits itself
+    (``POST /api/chat`` must first see the body to know which dialect's shape a 429 takes).
     ``idempotent``: its POST routes honour ``Idempotency-Key`` (see ``hubbub.http.idempotency``)."""
     class DialectRoute(APIRoute):
         direct: Handler | None = None  # set for a route on the fast path (fastpath.py)
@@ -99,8 +132,7 @@ def dialect_router(
 
             async def route_handler(request: Request) -> Response:
                 try:
-                    if not admit_in_handler:
-                        await admit(request, admin_only)
+                    await (authenticate if admit_in_handler else admit)(request, admin_only)
                     if request.method in ("POST", "PUT", "PATCH"):
                         limit = getattr(request.app.state.settings, body_limit_setting)
                         await read_body_limited(request, limit)
@@ -117,8 +149,12 @@ def dialect_router(
                         return render_error(InvalidRequest("Invalid request", [problem]), request)
                     raise
                 except Exception as exc:  # never a bare 500: the dialect's shape, with the request id
-                    log.exception("unhandled error on %s", request.url.path)
-                    return render_error(exc, request)
+                    outage = unavailable(exc)  # a database or Redis that is down: 503, not 500
+                    if outage is None:
+                        log.exception("unhandled error on %s", request.url.path)
+                    else:
+                        log.warning("%s on %s: %r", outage.message, request.url.path, exc)
+                    return render_error(outage or exc, request)
 
             if handler is self.endpoint:
                 self.direct = route_handler
@@ -185,10 +221,10 @@ def body_doc(*models: type[BaseModel]) -> dict[str, Any]:
 
 def error_response(body: Any, status: int, exc: Exception, *, challenge: bool = False) -> JSONResponse:
     """A dialect's error body and status, with the headers that go with the error: ``Retry-After``
-    on a rate limit; ``WWW-Authenticate`` on a 401 where the dialect's shape has it (``challenge``).
+    on a rate limit and on a backend outage (503); ``WWW-Authenticate`` on a 401 where the dialect's shape has it (``challenge``).
     Every dialect's ``render_error`` ends here, so no dialect forgets them."""
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, (RateLimited, Unavailable)):
         headers["Retry-After"] = str(exc.retry_after)
     elif challenge and isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"

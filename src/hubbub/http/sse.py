@@ -16,6 +16,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from hubbub.errors import FieldProblem, InvalidRequest
+
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 DONE = b"data: [DONE]\n\n"
 PING = b": ping\n\n"
@@ -28,10 +30,24 @@ class Last(bytes):
     __slots__ = ()
 
 
+MAX_EVENT_ID = 2**63 - 1  # Redis stream ids and the database's BIGINT both stop here
+
+
 def last_event_id(request: HTTPConnection) -> int | None:
-    """The ``Last-Event-ID`` a reconnecting client sent, when it is one of our sequence numbers."""
+    """The ``Last-Event-ID`` a reconnecting client sent (None when it sent none, or an empty one).
+
+    Our ids are ASCII decimal sequence numbers, so anything else — other digits (``"²"``,
+    ``"١٢"``), signs, a number past ``MAX_EVENT_ID`` — is a 400 in the route's dialect shape
+    (it was a 500, or a Redis error); not "no id", which would replay or, on the conversations
+    route, send the message again (docs/api-decisions.md)."""
     value = request.headers.get("last-event-id", "").strip()
-    return int(value) if value.isdigit() else None
+    if not value:
+        return None
+    if value.isascii() and value.isdigit() and len(value) <= 19 and int(value) <= MAX_EVENT_ID:
+        return int(value)
+    raise InvalidRequest(details=[FieldProblem(
+        "Last-Event-ID", f"must be an event id this server sent: a decimal number up to {MAX_EVENT_ID}",
+        "value_error", ("header", "Last-Event-ID"))])
 
 
 def frame(data: Any, event_id: int | None = None) -> bytes:

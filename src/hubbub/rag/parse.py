@@ -3,6 +3,11 @@
 Formats: plain text, markdown, HTML (stdlib parser; headings become ``#`` lines, scripts
 and styles are dropped), PDF (``pypdf``, the pages' text in order) and JSON (``{"title", "content"}`` / ``{"text"}``, or any JSON
 whose string values are joined). The format is chosen by file extension, then by media type.
+
+A file is cleaned rather than refused for text no database can store (issue 22, docs/security.md):
+NUL characters are removed and lone UTF-16 surrogates (which a JSON file can spell) become U+FFFD.
+A file the parser cannot read — malformed, nested past any sane depth, a PDF that trips one of
+pypdf's safety limits — is a 400, never a 500.
 """
 
 from __future__ import annotations
@@ -105,14 +110,15 @@ def _html(text: str) -> tuple[str, str]:
 
 def _pdf(data: bytes) -> tuple[str, str]:
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
         title = str((reader.metadata or {}).get("/Title") or "")
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise InvalidRequest(f"Could not read the PDF: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - any failure of the parser on this file (pypdf's own
+        # PyPdfError and its LimitReachedError, but malformed files also raise KeyError, TypeError,
+        # RecursionError, zlib.error…) means the file cannot be read: bad input, not a server fault.
+        raise InvalidRequest(f"Could not read the PDF: {type(exc).__name__}: {exc}"[:500]) from None
     return title.strip(), "\n\n".join(p.strip() for p in pages if p.strip())
 
 
@@ -121,22 +127,29 @@ def _json(text: str) -> tuple[str, str]:
         value = json.loads(text)
     except ValueError as exc:
         raise InvalidRequest(f"Invalid JSON document: {exc}") from exc
+    except RecursionError:
+        raise InvalidRequest("Invalid JSON document: nested too deeply") from None
     if isinstance(value, dict) and isinstance(value.get("content") or value.get("text"), str):
         return str(value.get("title") or ""), value.get("content") or value.get("text")
     strings: list[str] = []
-
-    def walk(node: object) -> None:
+    stack: list[object] = [value]  # depth-first, in document order, without recursion
+    while stack:
+        node = stack.pop()
         if isinstance(node, str):
             strings.append(node)
         elif isinstance(node, dict):
-            for item in node.values():
-                walk(item)
+            stack.extend(reversed(list(node.values())))
         elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(value)
+            stack.extend(reversed(node))
     return "", "\n\n".join(strings)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """``text`` without what no database can store: NULs removed, lone surrogates as U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", ""))
 
 
 def _first_heading(text: str) -> str:
@@ -159,7 +172,8 @@ def parse(data: bytes, filename: str | None = None, content_type: str | None = N
         title, text = _json(_decode(data))
     else:
         title, text = "", _decode(data).replace("\r\n", "\n")
+    text, title = clean(text), clean(title)
     if not text.strip():
         raise InvalidRequest("The document has no text")
-    title = title or (PurePath(filename).stem if filename else "") or _first_heading(text) or "Untitled"
+    title = title or (PurePath(clean(filename)).stem if filename else "") or _first_heading(text) or "Untitled"
     return Parsed(title=title.strip(), text=text, media_type=media)

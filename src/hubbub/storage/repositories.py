@@ -265,8 +265,23 @@ class ConversationRepository:
 
 
 class BotRepository:
+    """Bots. A slug is unique per owner (global, admin-made bots are one more owner), so a key
+    never learns another key's slugs by colliding with them (issue 22). A user key's slug may not
+    repeat a global bot's either (that one it can see). Looking a slug up prefers the asker's
+    own bot, then the global one; an admin (any owner) gets the global one, else the oldest."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    @staticmethod
+    async def _global_slug_taken(conn: Any, slug: str, owner: str | None, uid: str | None = None) -> None:
+        if owner is None:
+            return  # global bots collide only with each other: the unique index says so
+        stmt = select(bots.c.uid).where(bots.c.slug == slug, bots.c.owner.is_(None))
+        if uid is not None:
+            stmt = stmt.where(bots.c.uid != uid)
+        if (await conn.execute(stmt)).first() is not None:
+            raise Conflict(f"A bot with slug '{slug}' already exists")
 
     async def create(self, bot: Bot) -> Bot:
         ts = now_ms()
@@ -274,6 +289,7 @@ class BotRepository:
         bot.created_at = bot.updated_at = ts
         try:
             async with self._engine.begin() as conn:
+                await self._global_slug_taken(conn, bot.slug, bot.owner)
                 await conn.execute(
                     insert(bots).values(
                         uid=bot.uid,
@@ -302,8 +318,9 @@ class BotRepository:
         )
         async with self._engine.connect() as conn:
             rows = (await conn.execute(stmt)).all()
-        # A uid match wins over a slug that happens to look like a uid.
-        rows.sort(key=lambda r: r.uid != uid_or_slug)
+        # A uid match wins over a slug that happens to look like a uid; then the asker's own bot,
+        # then the global one (for an admin, ``owner`` is None: the global one first), then the oldest.
+        rows.sort(key=lambda r: (r.uid != uid_or_slug, r.owner != owner, r.owner is not None, r.created_at))
         return _bot(rows[0]) if rows else None
 
     async def list(self, owner: str | None = None) -> list[Bot]:
@@ -320,6 +337,9 @@ class BotRepository:
         values["updated_at"] = now_ms()
         try:
             async with self._engine.begin() as conn:
+                if values.get("slug") is not None:
+                    owner = (await conn.execute(select(bots.c.owner).where(bots.c.uid == uid))).scalar()
+                    await self._global_slug_taken(conn, values["slug"], owner, uid)
                 await conn.execute(update(bots).where(bots.c.uid == uid).values(**values))
         except IntegrityError as exc:
             raise Conflict(f"A bot with slug '{values.get('slug')}' already exists") from exc

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    func,
 )
 
 metadata = MetaData()
@@ -66,7 +67,7 @@ bots = Table(
     "bots",
     metadata,
     Column("uid", String(36), primary_key=True),
-    Column("slug", String(255), nullable=False, unique=True),
+    Column("slug", String(255), nullable=False),  # unique per owner: the index below (migration 0003)
     Column("name", String(255), nullable=False),
     Column("system_prompt", Text, nullable=False, default=""),
     Column("model", String(255), nullable=True),
@@ -79,6 +80,10 @@ bots = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
+
+# Global (admin-made) bots are the owner '' here, so two global bots cannot share a slug either.
+Index("ux_bots_owner_slug", func.coalesce(bots.c.owner, ""), bots.c.slug, unique=True)
+Index("ix_bots_slug", bots.c.slug)
 
 api_keys = Table(
     "api_keys",

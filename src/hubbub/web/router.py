@@ -35,7 +35,10 @@ async def index() -> Response:
 
 @router.get("/static/{path:path}", summary="The chat page's assets")
 async def asset(path: str) -> Response:
-    """A file under ``static/`` only: ``..`` and absolute paths resolve outside it and are 404s."""
+    """A file under ``static/`` only: ``..`` and absolute paths resolve outside it and are 404s
+    (so is a NUL, which no file name holds and which the filesystem calls refuse)."""
+    if "\x00" in path:
+        return JSONResponse({"detail": "Not Found"}, status_code=404)
     target = (STATIC / path).resolve()
     if not target.is_relative_to(STATIC.resolve()) or not target.is_file():
         return JSONResponse({"detail": "Not Found"}, status_code=404)

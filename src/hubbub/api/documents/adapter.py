@@ -4,7 +4,8 @@ API.md leaves the error shape open; this route uses the structured shape
 ``{"error": {"code", "message", "details"?, "requestId"?}}`` with lower-case codes:
 400 ``invalid_request`` (``details``: ``[{"field", "message"}]``), 401 ``unauthorized``,
 403 ``forbidden``, 404 ``not_found``, 413 ``payload_too_large`` (``maxBytes``),
-415 ``unsupported_media_type``, 429 ``rate_limited`` (+ ``Retry-After``), 500 ``internal_error``.
+415 ``unsupported_media_type``, 429 ``rate_limited`` (+ ``Retry-After``), 500 ``internal_error``,
+503 ``service_unavailable`` (database or Redis down, + ``Retry-After``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from hubbub.http.routing import error_response, request_id
 from hubbub.http.validation import problems
-from hubbub.errors import HubbubError, InvalidRequest, PayloadTooLarge
+from hubbub.errors import HubbubError, InvalidRequest, PayloadTooLarge, Unavailable
 from hubbub.rag.chunk import Chunk
 from hubbub.rag.store import DocumentInfo, Hit
 
@@ -45,7 +46,7 @@ def result_body(hit: Hit) -> dict[str, Any]:
 def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, RequestValidationError):
         exc = InvalidRequest("Invalid request", problems(exc))
-    if isinstance(exc, HubbubError) and exc.status < 500:
+    if isinstance(exc, HubbubError) and (exc.status < 500 or isinstance(exc, Unavailable)):
         error: dict[str, Any] = {"code": exc.code.lower(), "message": exc.message}
         if isinstance(exc, InvalidRequest) and exc.details:
             error["details"] = [{"field": p.field, "message": p.message} for p in exc.details]

@@ -17,6 +17,7 @@ from hubbub.api.documents import adapter
 from hubbub.api.documents.protocol import DocumentIn, SearchIn
 from hubbub.http.routing import dialect_router
 from hubbub.errors import FieldProblem, InvalidRequest
+from hubbub.rag.parse import clean
 from hubbub.rag.service import RagService
 
 router = dialect_router(adapter.render_error, prefix="/api/documents", tags=["documents"],
@@ -47,8 +48,10 @@ async def _upload(request: Request, rag: RagService, owner: str | None):  # noqa
             raise InvalidRequest("Invalid request", [FieldProblem("file", "a file is required")])
         title = form.get("title")
         data = await upload.read()
-        return await rag.ingest_bytes(data, filename=upload.filename, content_type=upload.content_type,
-                                      owner=owner, title=title if isinstance(title, str) else None)
+        # Names and titles are cleaned like the file's text (rag/parse.py: no NUL reaches the database).
+        return await rag.ingest_bytes(data, filename=clean(upload.filename) if upload.filename else None,
+                                      content_type=upload.content_type, owner=owner,
+                                      title=clean(title) if isinstance(title, str) else None)
     try:
         body = DocumentIn.model_validate_json(await request.body() or b"{}")
     except ValidationError as exc:

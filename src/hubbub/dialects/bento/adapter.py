@@ -9,6 +9,7 @@ Error bodies (API.md §1), by status::
     409 {"error": "<message>"}               413 {"error": "Request too large", "maxBytes"}
     429 {"error": "Rate limit exceeded", "retryAfter"}   (+ Retry-After header)
     502 {"error": "Model error", "details"}   503 {"error": "Model error", "details": "No available channels"}
+    503 {"error": "Service unavailable", "details"}  (database or Redis down; + Retry-After)
     500 {"error": "Internal error", "requestId"}
 """
 
@@ -40,6 +41,7 @@ from hubbub.errors import (
     ProviderError,
     RateLimited,
     Unauthorized,
+    Unavailable,
     UpstreamError,
 )
 
@@ -119,6 +121,8 @@ def error_body(exc: Exception, rid: str) -> tuple[int, dict[str, Any]]:
     if isinstance(exc, ProviderError):
         details = exc.details if isinstance(exc, UpstreamError) and exc.details else exc.message
         return exc.status, {"error": "Model error", "details": details}
+    if isinstance(exc, Unavailable):
+        return 503, {"error": "Service unavailable", "details": exc.message}
     if isinstance(exc, HubbubError) and exc.status < 500:
         return exc.status, {"error": exc.message}
     return 500, {"error": "Internal error", "requestId": rid}

@@ -23,6 +23,7 @@ from hubbub.errors import (
     ContextTooLong,
     FieldProblem,
     Forbidden,
+    HubbubError,
     InvalidRequest,
     ModelNotFound,
     NotFound,
@@ -189,6 +190,8 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
         details = exc.details if isinstance(exc, UpstreamError) else ""
         return 502, {"code": "LLM_ERROR", "message": exc.message, "details": details}
     if isinstance(exc, (Unauthorized, Forbidden, PayloadTooLarge, Conflict)):
+        return exc.status, {"code": exc.code, "message": exc.message}
+    if isinstance(exc, HubbubError) and exc.status != 500:  # REQUEST_TIMEOUT 408, SERVICE_UNAVAILABLE 503
         return exc.status, {"code": exc.code, "message": exc.message}
     return 500, {"code": "INTERNAL_ERROR", "message": "Internal server error", "requestId": rid or ""}
 

@@ -12,11 +12,20 @@ One socket holds one chat: the first message creates it (or continues
 that arrives while a reply streams waits for it, while ``stop`` acts at once.
 A bad message gets an ``error`` object and the socket stays open.
 
-Auth happens at the handshake (``Authorization``/``X-API-Key``, or ``?api_key=``
-since browsers cannot set headers there) and again per message, so a revoked
-key stops working and each message counts against the key's rate limits.
-Without a valid key the socket is accepted and closed with code 4401 (browsers
-see close codes, never a handshake's HTTP status).
+Auth (docs/security.md): a header at the handshake (``Authorization``/``X-API-Key``),
+or — for browsers, which cannot set headers there — a first message
+``{"type": "auth", "key": "<key>"}`` sent within ``ws_auth_timeout_seconds``.
+``?api_key=`` still works but is the least private way: a URL travels through
+proxies and their logs (hubbub masks it in its own). The key is checked again per
+message, so a revoked key stops working and each message counts against the key's
+rate limits. Without a valid key the socket is accepted and closed with code 4401
+(browsers see close codes, never a handshake's HTTP status).
+
+Bounds, as on HTTP (issue 22): a message over ``max_body_bytes`` closes the socket
+with 1009 (uvicorn does the same before the app sees it, ``http/server.py``); at
+most ``ws_max_queued_messages`` messages wait for their answers, one more gets a
+``RATE_LIMITED`` error and is not queued; strings no backend can store are refused
+as over HTTP (``http/text.py``).
 """
 
 from __future__ import annotations
@@ -29,14 +38,18 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hubbub.core.turns import Turn
 from hubbub.dialects.builder import adapter
 from hubbub.dialects.builder.protocol import CHAT_ID_PATTERN, BuilderChatRequest, BuilderMessage
-from hubbub.http.routing import admit
-from hubbub.errors import FieldProblem, InvalidRequest, Unauthorized
+from hubbub.auth import presented_key
+from hubbub.http.routing import admit, authenticate
+from hubbub.http.text import check_value
+from hubbub.errors import FieldProblem, InvalidRequest, RateLimited, Unauthorized, Unavailable
+from hubbub.storage.outage import unavailable
 
 if TYPE_CHECKING:
     from hubbub.container import Container
@@ -46,6 +59,7 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["builder"])
 
 UNAUTHORIZED_CLOSE = 4401  # 4000-4999: application codes; 4401 mirrors HTTP 401
+TOO_BIG_CLOSE = 1009  # RFC 6455: "a message that is too big for it to process"
 
 
 class WsMessage(BaseModel):
@@ -68,9 +82,19 @@ def _parse(data: str | bytes) -> dict[str, Any]:
         raise InvalidRequest(details=[FieldProblem("body", "Message is not valid JSON")]) from None
     if not isinstance(payload, dict):
         raise InvalidRequest(details=[FieldProblem("body", "Message must be a JSON object")])
-    if payload.get("type") not in ("message", "stop"):
-        raise InvalidRequest(details=[FieldProblem("type", 'must be "message" or "stop"')])
+    if payload.get("type") not in ("message", "stop", "auth"):
+        raise InvalidRequest(details=[FieldProblem("type", 'must be "message", "stop" or "auth"')])
+    check_value(payload)
     return payload
+
+
+def _size(data: str | bytes) -> int:
+    return len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "surrogatepass"))
+
+
+def _auth_key(payload: dict[str, Any]) -> str | None:
+    key = payload.get("key")
+    return key.strip() or None if isinstance(key, str) else None
 
 
 def to_request(message: WsMessage, chat_id: str | None) -> BuilderChatRequest:
@@ -91,7 +115,8 @@ class _Session:
         self.ws = websocket
         self.container = container
         self.chat_id: str | None = None
-        self.queue: asyncio.Queue[WsMessage] = asyncio.Queue()
+        self.max_bytes = container.settings.max_body_bytes
+        self.queue: asyncio.Queue[WsMessage] = asyncio.Queue(container.settings.ws_max_queued_messages)
         self.busy = False  # a message is being started or its reply streamed
         self.turn: Turn | None = None  # the turn streaming now, once started
         self.stop_pending = False  # stop arrived while the next turn was queued or starting
@@ -116,19 +141,31 @@ class _Session:
             if raw["type"] == "websocket.disconnect":
                 return
             data = raw.get("text") if raw.get("text") is not None else raw.get("bytes")
+            if _size(data or b"") > self.max_bytes:
+                await self.ws.close(TOO_BIG_CLOSE, f"Message larger than {self.max_bytes} bytes")
+                return
             try:
                 payload = _parse(data or b"")
                 if payload["type"] == "stop":
                     self.stop()
                     continue
+                if payload["type"] == "auth":  # a new key for the messages that follow
+                    self.ws.state.api_key = _auth_key(payload)
+                    await authenticate(self.ws)  # type: ignore[arg-type]
+                    continue
                 try:
                     message = WsMessage.model_validate(payload)
                 except ValidationError as exc:
                     raise RequestValidationError(exc.errors(include_url=False)) from exc
-            except (InvalidRequest, RequestValidationError) as exc:
+                if self.queue.full():
+                    raise RateLimited(1, f"At most {self.queue.maxsize} messages may wait for an answer "
+                                         "on one socket; this one was not queued")
+                self.queue.put_nowait(message)
+            except Unauthorized:
+                await self.ws.close(UNAUTHORIZED_CLOSE, "Unauthorized")
+                return
+            except (InvalidRequest, RequestValidationError, RateLimited) as exc:
                 await self.send_error(exc)
-                continue
-            self.queue.put_nowait(message)
 
     def stop(self) -> None:
         if self.turn is not None:
@@ -158,7 +195,8 @@ class _Session:
             await self.ws.close(UNAUTHORIZED_CLOSE, "Unauthorized")
             raise WebSocketDisconnect(UNAUTHORIZED_CLOSE) from None
         except Exception as exc:  # the error's own code (INVALID_MODEL, RATE_LIMITED…); the socket stays
-            if adapter.error_parts(exc, None)[0] >= 500:
+            exc = unavailable(exc) or exc  # a database or Redis that is down: SERVICE_UNAVAILABLE
+            if adapter.error_parts(exc, None)[0] >= 500 and not isinstance(exc, Unavailable):
                 log.exception("websocket turn failed to start")
             await self.send_error(exc)
             return
@@ -175,17 +213,48 @@ class _Session:
                     await self.send(out)
 
 
+async def _first_message_auth(websocket: WebSocket, container: "Container") -> None:
+    """Wait (``ws_auth_timeout_seconds``) for ``{"type": "auth", "key"}`` and authenticate it;
+    ``Unauthorized`` for anything else: another message, a bad key, silence."""
+    settings = container.settings
+    try:
+        async with asyncio.timeout(settings.ws_auth_timeout_seconds):
+            raw = await websocket.receive()
+    except TimeoutError:
+        raise Unauthorized() from None
+    if raw["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(raw.get("code", 1000))
+    data = raw.get("text") if raw.get("text") is not None else raw.get("bytes")
+    if not data or _size(data) > settings.max_body_bytes:
+        raise Unauthorized()
+    try:
+        payload = _parse(data)
+    except InvalidRequest:
+        raise Unauthorized() from None
+    if payload["type"] != "auth" or _auth_key(payload) is None:
+        raise Unauthorized()
+    websocket.state.api_key = _auth_key(payload)
+    await container.auth.authenticate(websocket)
+
+
 @router.websocket("/api/chat/ws")
 async def chat_ws(websocket: WebSocket) -> None:
     """The builder dialect over a WebSocket (see the module docstring)."""
     container = websocket.app.state.container
     try:
-        await container.auth.authenticate(websocket)
+        if await container.auth.auth_enabled() and presented_key(websocket) is None:
+            await websocket.accept()  # no key at the handshake: it must come in the first message
+            await _first_message_auth(websocket, container)
+        else:
+            await container.auth.authenticate(websocket)
+            await websocket.accept()
     except Unauthorized:
-        await websocket.accept()
+        if websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept()
         await websocket.close(UNAUTHORIZED_CLOSE, "Unauthorized")
         return
-    await websocket.accept()
+    except WebSocketDisconnect:
+        return
     session = _Session(websocket, container)
     loop = asyncio.get_running_loop()
     reader, writer = loop.create_task(session.receive()), loop.create_task(session.answer())

@@ -170,6 +170,8 @@ def error_parts(exc: Exception, rid: str | None) -> tuple[int, dict[str, Any]]:
         return 502, {"code": "MODEL_ERROR", "message": exc.message}
     if isinstance(exc, (Unauthorized, Forbidden, PayloadTooLarge, Conflict)):
         return exc.status, {"code": exc.code, "message": exc.message}
+    if isinstance(exc, HubbubError) and exc.status != 500:  # REQUEST_TIMEOUT 408, SERVICE_UNAVAILABLE 503
+        return exc.status, {"code": exc.code, "message": exc.message}
     return 500, {"code": "INTERNAL_ERROR", "message": "Internal server error", "requestId": rid or ""}
 
 

@@ -1,10 +1,18 @@
-"""OpenAI wire models (requests). Unknown fields are ignored."""
+"""OpenAI wire models (requests). Unknown fields are ignored.
+
+Every number has a range (issue 22): what the OpenAI API family accepts, so nothing a client
+sends can fail in hubbub's own encoding of an upstream request (docs/security.md).
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
 
 
 class _Wire(BaseModel):
@@ -88,10 +96,11 @@ class ChatCompletionRequest(_Wire):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    # Also at most ``max_tokens_cap`` (the core's check); this bound names the field the client sent.
+    max_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)  # int64, as OpenAI and vLLM take it
     n: int | None = Field(default=None, ge=1, le=1)
     response_format: ResponseFormatIn | None = None
     user: str | None = None

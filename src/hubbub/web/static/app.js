@@ -24,8 +24,28 @@ const state = {
 window.hubbub = state; // for tests and curious people
 
 // ---------- rendering ----------
+// Answers (model or document text) may hold any HTML. The sanitiser keeps only what marked renders
+// from Markdown — no <style>, forms, inputs, SVG, ids, classes or inline styles — so no answer can
+// restyle the page or draw over its controls (a "session expired — sign in" overlay once did; see
+// docs/security.md). Task-list boxes are drawn as characters instead of <input>s; links open
+// in a new tab and never pass the page along (rel=noopener noreferrer).
+const MARKDOWN_ONLY = {
+  ALLOWED_TAGS: ["p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "code", "pre",
+    "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td"],
+  ALLOWED_ATTR: ["href", "title", "alt", "src", "align", "start"],
+  ALLOW_DATA_ATTR: false,
+  ALLOW_ARIA_ATTR: false,
+};
+marked.use({ renderer: { checkbox: ({ checked }) => (checked ? "\u2611 " : "\u2610 ") } });
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A") {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer nofollow");
+  }
+});
+
 function markdown(node, text) {
-  node.innerHTML = DOMPurify.sanitize(marked.parse(text || "", { gfm: true, breaks: false }));
+  node.innerHTML = DOMPurify.sanitize(marked.parse(text || "", { gfm: true, breaks: false }), MARKDOWN_ONLY);
 }
 
 function addMessage(role, content, { streaming = false } = {}) {
