@@ -175,17 +175,21 @@ async def test_failures_say_what_failed():
             assert failed.value.kind == kind
 
 
-async def test_waiting_for_a_free_connection_counts_against_the_connect_timeout():
+async def test_waiting_for_a_free_connection_is_bounded_and_said_to_be_local():
     async def slow(request, reader, writer):
         await asyncio.sleep(1)
         await reply(b"late")(request, reader, writer)
 
-    async with served(slow, max_connections=1, connect_timeout=0.2) as (_, pool):
+    async with served(slow, max_connections=1, pool_timeout=0.2) as (_, pool):
         busy = asyncio.ensure_future(pool.request("POST", "/", b""))
         await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(pool.request("POST", "/", b""))
+        await asyncio.sleep(0.05)
+        assert pool.waiting(waiting) and not pool.waiting(busy)  # what the router asks on a timeout
         with pytest.raises(HTTPFailure) as failed:
-            await pool.request("POST", "/", b"")
-        assert failed.value.kind == "timeout"
+            await waiting
+        # "busy", not "timeout": no free connection is hubbub's own limit, never the upstream's failure.
+        assert failed.value.kind == "busy" and not pool.waiting(waiting)
         busy.cancel()
 
 

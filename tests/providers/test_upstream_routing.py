@@ -12,7 +12,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from hubbub.core.events import Finish, TextDelta, UsageReport
+from hubbub.core.events import Finish, ServedBy, TextDelta, UsageReport
 from hubbub.core.types import Message, ProviderRequest, SamplingParams, Usage
 from hubbub.errors import ChannelUnavailable, ContextTooLong, InvalidRequest, UpstreamError
 from hubbub.providers.channels import ChannelRouter, make_channel
@@ -116,8 +116,10 @@ async def test_a_broken_stream_continues_on_the_next_channel_with_the_prefix():
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The cat sat."
     assert b.requests[0].assistant_prefix == "The cat"
     assert b.requests[0].params.max_tokens == 8  # 10 asked, 2 already sent
-    # Prompt from the first attempt (estimated: it never reported), completions of both attempts.
-    assert events[-2] == UsageReport(Usage(10, 4))
+    # The prompt as the answering upstream counted it (issue 19), the completions of both attempts.
+    assert events[-2] == UsageReport(Usage(7, 4))
+    # Who answered: A first, then B for the rest (the last one bills).
+    assert [e.channel for e in events if isinstance(e, ServedBy)] == ["a", "b"]
 
 
 async def test_a_broken_stream_with_no_one_to_continue_is_an_error_after_the_text():
@@ -130,7 +132,8 @@ async def test_a_broken_stream_with_no_one_to_continue_is_an_error_after_the_tex
         async for e in router.stream(REQUEST):
             seen.append(e)
     assert not isinstance(info.value, ChannelUnavailable)
-    assert seen == [TextDelta("The")] and b.requests == []
+    assert info.value.message == "upstream stream cut; no channel could continue"
+    assert seen == [ServedBy("a", "a", "upstream-a"), TextDelta("The")] and b.requests == []
 
 
 async def test_max_retries_retries_the_same_channel_but_never_after_a_429():

@@ -16,7 +16,7 @@ from typing import AsyncIterator
 
 from hubbub.core import grounding
 from hubbub.core.context import check_fits
-from hubbub.core.events import Finish, ProviderEvent, TextDelta, UsageReport
+from hubbub.core.events import Finish, ProviderEvent, ServedBy, TextDelta, UsageReport
 from hubbub.core.types import (
     Bot, FinishReason, Message, ModelInfo, ProviderRequest, SamplingParams, Source, Usage, UsageRecord,
 )
@@ -90,6 +90,7 @@ class Generation:
         self.usage: Usage | None = None
         self.finish_reason: FinishReason | None = None
         self.sources: list[Source] = []  # the passages put into the prompt (RAG), best first
+        self.served_by: ServedBy | None = None  # the channel answering (the latest), when a router says
         self._recorded = False
         self.started = time.monotonic()
         self.first_token_at: float | None = None
@@ -105,9 +106,14 @@ class Generation:
         return self._first is not None
 
     async def prime(self) -> None:
-        """Wait for the first event, so errors before any output raise here."""
+        """Wait for the first event, so errors before any output raise here (a ``ServedBy`` is
+        taken in passing: the channel is known before the dialect commits to its headers)."""
         try:
-            self._first = await anext(self._events)
+            first = await anext(self._events)
+            while isinstance(first, ServedBy):
+                self.served_by = first
+                first = await anext(self._events)
+            self._first = first
         except StopAsyncIteration:
             self._first = None
         except BaseException as exc:
@@ -125,6 +131,9 @@ class Generation:
                 self._track(first)
                 yield first
             async for event in self._events:
+                if isinstance(event, ServedBy):  # remembered, never passed on to a dialect
+                    self.served_by = event
+                    continue
                 self._track(event)
                 yield event
         except HubbubError:
@@ -175,7 +184,7 @@ class Generation:
                 model=self.model.id,
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
-                cost=self.model.cost(usage),
+                cost=self.served_by.cost(usage) if self.served_by is not None else self.model.cost(usage),
                 owner=self.request.owner,
                 user_id=self.request.user_id,
                 request_id=self.request.request_id,

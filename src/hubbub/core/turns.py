@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Protocol
 
 from hubbub.core.context import completion_reserve, trim_to_fit
-from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, Finish, TextDelta, UsageReport
+from hubbub.core.events import ChatCreated, Done, ErrorEvent, Event, Finish, ServedBy, TextDelta, UsageReport
 from hubbub.core.ids import new_id
 from hubbub.core.service import ChatService, guarded, apply_bot
 from hubbub.core.types import (
@@ -268,6 +268,7 @@ class TurnRunner:
     ) -> None:
         parts: list[str] = []
         usage: Usage | None = None
+        served: list[ServedBy] = []  # the channel that answered (issue 19): its prices bill the turn
         status: MessageStatus = "complete"
         key = reply.id
         generated = asyncio.Event()
@@ -284,6 +285,8 @@ class TurnRunner:
                     usage = event.usage
                 elif isinstance(event, Finish):
                     pass
+                elif isinstance(event, ServedBy):
+                    served.append(event)
         except asyncio.CancelledError:
             status = "stopped" if running.stop_requested else "interrupted"
         except Exception as exc:
@@ -298,7 +301,8 @@ class TurnRunner:
         with contextlib.suppress(BaseException):
             await flusher  # never writes after the final update below
         try:
-            await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts)
+            await self._finish(conv, entry, reply, prompt_tokens, parts, usage, status, opts,
+                               served[-1] if served else None)
         finally:
             self._running.pop(conv.id, None)
             lock = self._locks.get(conv.id)
@@ -335,6 +339,7 @@ class TurnRunner:
         usage: Usage | None,
         status: MessageStatus,
         opts: TurnOptions,
+        served: ServedBy | None = None,
     ) -> None:
         text = "".join(parts)
         if usage is None:
@@ -347,8 +352,8 @@ class TurnRunner:
         await self.service.record_usage(
             UsageRecord(
                 model=entry.info.id, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                cost=entry.info.cost(usage), owner=opts.owner, user_id=opts.user_id, conversation_id=conv.id,
-                message_id=reply.id, request_id=opts.request_id,
+                cost=served.cost(usage) if served else entry.info.cost(usage), owner=opts.owner,
+                user_id=opts.user_id, conversation_id=conv.id, message_id=reply.id, request_id=opts.request_id,
             )
         )
         if status == "complete" and self.hooks:

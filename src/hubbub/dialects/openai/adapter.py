@@ -81,6 +81,16 @@ def usage_body(usage: Usage | None) -> dict[str, int] | None:
     }
 
 
+def served(gen: Generation, asked: str) -> tuple[str, dict[str, str] | None]:
+    """The response's ``model`` and extra headers: the model that answered, as OpenAI names the
+    model version that served, and ``X-Hubbub-Channel`` for the channel (issue 19); what was
+    asked when no channel router served it (the embedded model)."""
+    by = gen.served_by
+    if by is None:
+        return asked, None
+    return by.model, {"X-Hubbub-Channel": by.channel}
+
+
 def completion_body(gen: Generation, model: str) -> dict[str, Any]:
     return {
         "id": new_id("chatcmpl-"),
