@@ -58,6 +58,7 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 UPSTREAM_KEY_ENV = "TEST_UPSTREAM_KEY_FOR_HUBBUB"
 UPSTREAM_KEY = "sk-test-5f1c0ffee-never-shown"
 PRICING = {"prompt": 0.5, "completion": 1.5}
+FALLBACK_PRICING = {"prompt": 0.25, "completion": 0.75}
 
 
 def smollm2_path() -> Path:
@@ -502,6 +503,7 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
         {"name": "dead", "base_url": dead, "connect_timeout": 1},
         {"name": "stalled", "base_url": proxies["stall"].url},
         {"name": "via-d", "base_url": proxies["d"].url},
+        {"name": "via-b-whole", "base_url": proxies["b"].url, "stream": False},  # the upstream's own usage
     ]
     models = [
         {"id": "up-direct", "provider": "llama", "context_length": 2048, "pricing": PRICING},
@@ -516,6 +518,7 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
         {"id": "up-down", "context_length": 2048},
         {"id": "up-stall", "context_length": 2048},
         {"id": "up-midstall", "context_length": 2048},
+        {"id": "up-served", "context_length": 2048, "pricing": PRICING},
     ]
     channels = [
         {"name": "pair-a", "model": "up-pair", "provider": "via-a", "priority": 10},
@@ -528,6 +531,10 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
         {"name": "local-embedded", "model": "up-local", "provider": "embedded"},
         {"name": "down-dead", "model": "up-down", "provider": "dead", "priority": 1, "max_retries": 1},
         {"name": "down-stalled", "model": "up-down", "provider": "stalled", "first_token_timeout": 1},
+        # Who answered (issue 19, fault 16): the fallback has its own upstream model name and prices.
+        {"name": "served-a", "model": "up-served", "provider": "via-a", "priority": 10},
+        {"name": "served-b", "model": "up-served", "provider": "via-b-whole", "upstream_model": "fallback-model",
+         "pricing": FALLBACK_PRICING},
     ]
     # The documented defaults (max_retries = 1, backoff…) with short cooldowns; a Retry-After is
     # waited out only up to 1 s here (the cooldown it causes is what these tests watch).

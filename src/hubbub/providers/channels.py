@@ -254,6 +254,9 @@ class ChannelRouter:
                             break
                     raise
                 channel.health.succeeded()
+                if run.served is not channel:  # an answer without text was answered all the same
+                    run.served = channel
+                    yield channel.served_by
                 usage = attempt.usage
                 completion = run.completion_tokens + (usage.completion_tokens if usage else attempt.chunks)
                 if usage is not None and usage.prompt_tokens:
