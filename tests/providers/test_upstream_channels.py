@@ -272,6 +272,12 @@ async def test_a_cut_with_no_channel_left_to_continue_is_an_in_stream_error(hub,
     assert last["error"]["message"].startswith("upstream stream cut; no channel could continue")
     sent = "".join(e.json()["choices"][0]["delta"].get("content") or "" for e in events[:-1])
     assert sent == proxies["a"].connections[0].streamed_text() + proxies["b"].connections[0].streamed_text()
+    # The other dialects say it too.
+    proxies["a"].set("cut", cut_after=650)
+    proxies["b"].set("cut", cut_after=650)
+    r, events = await collect_sse(hub, "POST", "/api/bento/chat/stream",
+                                  json={"model": "up-pair", "messages": STORY, "maxTokens": 12, "temperature": 0})
+    assert events[-2].json()["error"] == "upstream stream cut; no channel could continue"
 
 
 # -- hubbub's own errors (issue 22, High 3) ----------------------------------------------------------
