@@ -67,22 +67,6 @@ def smollm2_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / GGUF
 
 
-# ``python -m llama_cpp.server``, with the model loaded as the embedded provider loads it: without
-# llama.cpp's extra buffer types, whose AMX matmul segfaults on AMX CPUs (docs/architecture.md).
-_SERVER_MAIN = """
-import runpy, sys
-import llama_cpp.llama_cpp as lc
-_defaults = lc.llama_model_default_params
-def _params():
-    params = _defaults()
-    params.use_extra_bufts = False
-    return params
-lc.llama_model_default_params = _params
-sys.argv[0] = "llama_cpp.server"
-runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
-"""
-
-
 class LlamaServer:
     """``python -m llama_cpp.server`` on a free loopback port; ready when ``start`` returns."""
 
@@ -94,7 +78,7 @@ class LlamaServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> "LlamaServer":
-        cmd = [sys.executable, "-c", _SERVER_MAIN, "--model", str(smollm2_path()), "--host", "127.0.0.1",
+        cmd = [sys.executable, str(Path(__file__).with_name("llama_server_main.py")), "--model", str(smollm2_path()), "--host", "127.0.0.1",
                "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--verbose", "false"]
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
@@ -292,7 +276,16 @@ class FaultProxy:
         self._loop.run_forever()
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._server.close)
+        async def shutdown() -> None:  # every connection's task ends before the loop does
+            self._server.close()
+            for writer in list(self._open):
+                writer.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 

@@ -197,6 +197,8 @@ class ChannelRouter:
                     break  # the prompt does not fit this channel's window
                 first_wait = channel.first_token_timeout
                 short = not run.sent and remaining < first_wait
+                log.debug("channel %s of %s: try %d%s", channel.name, self.model_id, tries + 1,
+                          " (continuing the answer)" if run.sent else "")
                 attempt = _Attempt(min(first_wait, remaining) if short else first_wait, short)
                 try:
                     # aclosing: a client that goes away mid-answer closes the upstream at once.
