@@ -187,7 +187,10 @@ class ChannelRouter:
                 remaining = deadline - loop.time()
                 if not run.sent and remaining <= 0:
                     break
-                sub = await self._request_for(channel, request, run)
+                sub = self._request_for(channel, request, run)
+                if sub is not None and channel.context_length is not None and (
+                        self.context_length is None or channel.context_length < self.context_length):
+                    sub = await self._fit(channel, sub)
                 if sub is None:  # the token budget is spent: the answer is as long as asked
                     prompt = await self.count_tokens(request.messages)
                     yield UsageReport(Usage(prompt, run.completion_tokens))
@@ -277,32 +280,35 @@ class ChannelRouter:
             raise run.context_error
         raise ChannelUnavailable()
 
-    async def _request_for(self, channel: Channel, request: ProviderRequest, run: _Run
-                           ) -> ProviderRequest | None | bool:
+    def _request_for(self, channel: Channel, request: ProviderRequest, run: _Run) -> ProviderRequest | None:
         """The request for ``channel``: the upstream's model name, what is left of the token budget
-        (None: nothing), the text sent so far as the prefix to continue, and a ``max_tokens`` that
-        fits a channel whose window is smaller than the model's (False: the prompt itself does not)."""
+        (None: nothing), and the text sent so far as the prefix to continue."""
         params = request.params
         if run.sent and params.max_tokens is not None:
             left = params.max_tokens - run.completion_tokens
             if left <= 0:
                 return None
             params = replace(params, max_tokens=left)
-        prefix = request.assistant_prefix + "".join(run.sent)
-        window = channel.context_length
-        if window is not None and (self.context_length is None or window < self.context_length):
-            # The same deliberately high estimate the core checks the model's window with.
-            used = await channel.provider.count_tokens(request.messages, channel.upstream_model)
-            if prefix:
-                used += await channel.provider.count_text_tokens(prefix, channel.upstream_model)
-            room = window - used
-            if room <= 0:
-                log.info("channel %s of %s: the prompt (about %d tokens) does not fit its %d", channel.name,
-                         self.model_id, used, window)
-                return False
-            if params.max_tokens is None or params.max_tokens > room:
-                params = replace(params, max_tokens=room)
+        prefix = request.assistant_prefix + "".join(run.sent) if run.sent else request.assistant_prefix
         return replace(request, model=channel.upstream_model, params=params, assistant_prefix=prefix)
+
+    async def _fit(self, channel: Channel, request: ProviderRequest) -> ProviderRequest | bool:
+        """``request`` with a ``max_tokens`` that fits a channel whose window is smaller than the
+        model's; False when the prompt itself does not fit it."""
+        window = channel.context_length or 0
+        # The same deliberately high estimate the core checks the model's window with.
+        used = await channel.provider.count_tokens(request.messages, channel.upstream_model)
+        if request.assistant_prefix:
+            used += await channel.provider.count_text_tokens(request.assistant_prefix, channel.upstream_model)
+        room = window - used
+        if room <= 0:
+            log.info("channel %s of %s: the prompt (about %d tokens) does not fit its %d", channel.name,
+                     self.model_id, used, window)
+            return False
+        params = request.params
+        if params.max_tokens is None or params.max_tokens > room:
+            request = replace(request, params=replace(params, max_tokens=room))
+        return request
 
     async def _attempt(self, channel: Channel, request: ProviderRequest, attempt: _Attempt, run: _Run
                        ) -> AsyncIterator[ProviderEvent]:
@@ -414,9 +420,11 @@ class _Watchdog:
         self._since = None
 
     def rearm(self, timeout: float) -> None:
-        """A new ``timeout`` from the next wait on (the timer is set again by that wait)."""
+        """A new ``timeout`` from the next wait on. A longer one needs nothing more (the armed timer
+        finds it when it fires, and re-arms); a shorter one drops the timer for the next wait to set."""
+        if timeout < self.timeout:
+            self.close()
         self.timeout = timeout
-        self.close()
 
     def _check(self) -> None:
         self._timer = None
