@@ -530,9 +530,10 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
          "pricing": FALLBACK_PRICING},
     ]
     # The documented defaults (max_retries = 1, backoff…) with short cooldowns; a Retry-After is
-    # waited out only up to 1 s here (the cooldown it causes is what these tests watch).
+    # waited out only up to 1 s here (the cooldown it causes is what these tests watch); a healthy
+    # channel's first token may take long on a loaded machine (channels that stall say less).
     failover = {"failure_threshold": 3, "cooldown_seconds": 1.0, "max_cooldown_seconds": 5.0,
-                "max_retry_after_wait": 1.0}
+                "max_retry_after_wait": 1.0, "first_token_timeout": 60.0}
     # The builder's wire has no maxTokens: the server's cap bounds its replies (and keeps tests short).
     return {"providers": providers, "models": models, "channels": channels, "failover": failover,
             "max_tokens_cap": 32}
