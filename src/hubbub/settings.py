@@ -45,6 +45,9 @@ class ModelConfig(BaseModel):
     upstream_model: str | None = None  # the name the provider knows it by (default: id)
 
 
+Continuation = Literal["prefill", "continue_final_message", "none"]
+
+
 class ProviderConfig(BaseModel):
     """An upstream endpoint (``[[providers]]``). See docs/upstreams.md.
 
@@ -67,12 +70,25 @@ class ProviderConfig(BaseModel):
     # How this upstream continues an answer another channel began (mid-stream failover):
     # "prefill" sends it as a trailing assistant message, "continue_final_message" adds vLLM's
     # flags for that, "none" never continues here.
-    continuation: Literal["prefill", "continue_final_message", "none"] = "prefill"
+    continuation: Continuation = "prefill"
     max_connections: int = Field(default=100, ge=1)
+    # Waiting for a free connection (all max_connections busy): a local limit, never counted
+    # against the channel; past this the request moves on to the next channel.
+    pool_timeout: float = Field(default=30.0, gt=0)
+    # Bounds on what an upstream may send (a hostile or broken one must not exhaust hubbub);
+    # docs/upstreams.md "Limits on what an upstream sends".
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)  # a response's header lines together
+    max_headers: int = Field(default=100, ge=8)  # header lines in one response
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # a whole (non-streamed) body, inflated
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1024)  # one server-sent event (line) of a stream
 
 
 class ChannelConfig(BaseModel):
-    """One way to serve a model (``[[channels]]``): a provider plus its routing knobs."""
+    """One way to serve a model (``[[channels]]``): a provider plus its routing knobs.
+
+    Unset knobs come from the model (``context_length``, ``pricing``), the provider
+    (``can_continue``) or ``[failover]`` (``max_retries``, ``first_token_timeout``).
+    """
 
     name: str
     model: str  # the hubbub model id this channel serves
@@ -80,17 +96,31 @@ class ChannelConfig(BaseModel):
     upstream_model: str | None = None  # default: the model's upstream_model, else its id
     priority: int = 0  # higher first; lower priorities are used only when higher ones fail
     weight: float = Field(default=1.0, gt=0)  # share among healthy channels of one priority
-    timeout: float = Field(default=60.0, gt=0)  # seconds to the first token, and most silence between tokens
-    max_retries: int = Field(default=0, ge=0)  # more tries on this channel before the next one
+    first_token_timeout: float | None = Field(default=None, gt=0)  # seconds to the first token
+    timeout: float = Field(default=30.0, gt=0)  # most silence between two tokens (a stalled stream)
+    max_retries: int | None = Field(default=None, ge=0)  # more tries on this channel before the next one
+    context_length: int | None = Field(default=None, ge=1)  # this upstream's window
+    pricing: Pricing | None = None  # what this channel's tokens cost (USD per 1K)
+    # Can this channel continue an answer another one began (mid-stream failover)? Unset: as its
+    # provider's ``continuation`` says; false for a model that refuses a trailing assistant message.
+    can_continue: bool | None = None
 
 
 class FailoverConfig(BaseModel):
-    """Channel health (``[failover]``): when a failing channel is set aside, and for how long."""
+    """Channel health and retries (``[failover]``): when a failing channel is set aside, for how
+    long, and how long a request may wait. docs/upstreams.md has the fault table."""
 
     failure_threshold: int = Field(default=3, ge=1)  # consecutive failures that start a cooldown
-    cooldown_seconds: float = Field(default=30.0, ge=0)  # first cooldown; doubles while it keeps failing
+    # The first cooldown; each cooldown that ends in another failure doubles the next (once per
+    # period, however many requests failed in it), up to max_cooldown_seconds.
+    cooldown_seconds: float = Field(default=30.0, ge=0)
     max_cooldown_seconds: float = Field(default=600.0, ge=0)  # also caps an upstream's Retry-After
     mid_stream: bool = True  # continue a broken answer on the next channel
+    max_retries: int = Field(default=1, ge=0)  # channels' default: more tries after a 5xx or a failed connect
+    backoff_seconds: float = Field(default=0.5, ge=0)  # first pause between two tries of one channel (doubles)
+    max_retry_after_wait: float = Field(default=10.0, ge=0)  # longest Retry-After waited out on the same channel
+    first_token_timeout: float = Field(default=15.0, gt=0)  # channels' default wait for the first token
+    deadline: float = Field(default=60.0, gt=0)  # most time before the first token, all tries together
 
 
 class EmbeddedConfig(BaseModel):

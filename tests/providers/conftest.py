@@ -31,6 +31,30 @@ def proxies(llama: LlamaServer) -> Iterator[dict[str, FaultProxy]]:
 
 
 @pytest.fixture(scope="session")
+def fault_proxies(llama: LlamaServer) -> Iterator[dict[str, FaultProxy]]:
+    """The fault catalogue's proxies (issue 19): ``primary``, ``fallback``, ``third`` in front of
+    the real upstream, and ``hole``, which never answers."""
+    made = {name: FaultProxy(llama.port).start() for name in ("primary", "fallback", "third", "hole")}
+    yield made
+    for proxy in made.values():
+        proxy.stop()
+
+
+@pytest.fixture
+def fp(fault_proxies: dict[str, FaultProxy]) -> dict[str, FaultProxy]:
+    """The catalogue's proxies, all passing again (``hole`` stalling) and with nothing recorded."""
+    for name, proxy in fault_proxies.items():
+        proxy.set("stall" if name == "hole" else "pass")
+    return fault_proxies
+
+
+@pytest.fixture(params=["defaults", "retries2-timeout30"])
+def profile(request: pytest.FixtureRequest) -> str:
+    """The two profiles every catalogue test runs under (tests/providers/catalogue.py)."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
 def upstream_hub(tmp_path_factory: pytest.TempPathFactory, llama: LlamaServer,
                  proxies: dict[str, FaultProxy]) -> Iterator[ServerThread]:
     os.environ[UPSTREAM_KEY_ENV] = UPSTREAM_KEY

@@ -175,17 +175,21 @@ async def test_failures_say_what_failed():
             assert failed.value.kind == kind
 
 
-async def test_waiting_for_a_free_connection_counts_against_the_connect_timeout():
+async def test_waiting_for_a_free_connection_is_bounded_and_said_to_be_local():
     async def slow(request, reader, writer):
         await asyncio.sleep(1)
         await reply(b"late")(request, reader, writer)
 
-    async with served(slow, max_connections=1, connect_timeout=0.2) as (_, pool):
+    async with served(slow, max_connections=1, pool_timeout=0.2) as (_, pool):
         busy = asyncio.ensure_future(pool.request("POST", "/", b""))
         await asyncio.sleep(0.05)
+        waiting = asyncio.ensure_future(pool.request("POST", "/", b""))
+        await asyncio.sleep(0.05)
+        assert pool.waiting(waiting) and not pool.waiting(busy)  # what the router asks on a timeout
         with pytest.raises(HTTPFailure) as failed:
-            await pool.request("POST", "/", b"")
-        assert failed.value.kind == "timeout"
+            await waiting
+        # "busy", not "timeout": no free connection is hubbub's own limit, never the upstream's failure.
+        assert failed.value.kind == "busy" and not pool.waiting(waiting)
         busy.cancel()
 
 
@@ -264,3 +268,120 @@ async def test_through_a_forward_proxy_plain_and_tls(tls_files):
     assert untrusted.value.kind == "connect"
     await secure.stop()
     await plain.stop()
+
+
+# -- a hostile upstream (issue 22, Medium 9) and the re-send rule (issue 19) -------------------------
+
+
+async def test_a_flood_of_headers_is_refused_after_max_headers():
+    async def flood(request, reader, writer):
+        writer.write(b"HTTP/1.1 200 OK\r\n" + b"X-Flood: a\r\n" * 40_000 + b"Content-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with served(flood) as (_, pool):
+        with pytest.raises(HTTPFailure) as failed:
+            await pool.request("POST", "/", b"")
+    assert failed.value.kind == "broken" and failed.value.detail == "more than 100 response headers"
+
+
+async def test_an_endless_header_line_is_refused_after_max_header_bytes():
+    written = 0
+
+    async def endless(request, reader, writer):
+        nonlocal written
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+        for _ in range(10_000):  # 640 MB if nobody stops it
+            writer.write(b"a" * 65536)
+            written += 65536
+            await writer.drain()
+
+    async with served(endless, max_header_bytes=16 * 1024) as (server, pool):
+        with pytest.raises(HTTPFailure) as failed:
+            await pool.request("POST", "/", b"")
+        await asyncio.wait_for(server.closed.wait(), 10)
+    assert failed.value.kind == "broken" and "headers larger than 16384 bytes" in failed.value.detail
+    assert written < 16 * 1024 * 1024  # hubbub hung up early (socket buffers hold what is in flight)
+
+
+async def test_same_name_headers_are_joined_once():
+    headers = "".join(f"X-Part: {i}\r\n" for i in range(90))
+    async with served(reply(b"ok", headers=headers)) as (_, pool):
+        with await pool.request("POST", "/", b"") as response:
+            assert response.headers["x-part"] == ", ".join(str(i) for i in range(90))
+            assert await response.read() == b"ok"
+
+
+async def test_interim_responses_are_skipped_not_taken_for_the_answer():
+    async def interim(request, reader, writer):
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        await reply(b'{"answer": 42}', headers="X-Final: yes\r\n")(request, reader, writer)
+
+    async with served(interim) as (server, pool):
+        for _ in range(2):  # and the connection stays usable
+            with await pool.request("POST", "/", b"") as response:
+                assert response.status == 200 and response.headers.get("x-final") == "yes"
+                assert "link" not in response.headers
+                assert await response.read() == b'{"answer": 42}'
+        assert server.connections == 1
+
+    async def endless_interim(request, reader, writer):
+        for _ in range(50):
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        await writer.drain()
+
+    async with served(endless_interim) as (_, pool):
+        with pytest.raises(HTTPFailure) as failed:
+            await pool.request("POST", "/", b"")
+    assert failed.value.kind == "broken" and "interim" in failed.value.detail
+
+
+async def test_a_compressed_body_is_inflated_a_bounded_step_at_a_time():
+    bomb = gzip.compress(b"\0" * (200 * 1024 * 1024), compresslevel=9)  # 200 KB that inflate to 200 MiB
+    assert len(bomb) < 300 * 1024
+    async with served(reply(bomb, headers="Content-Encoding: gzip\r\n")) as (_, pool):
+        with await pool.request("POST", "/", b"") as response:
+            sizes = [len(await response.read_chunk()) for _ in range(8)]
+            assert max(sizes) <= 256 * 1024 and sum(sizes) > 0
+        with await pool.request("POST", "/", b"") as response:
+            body = await response.read(limit=1024 * 1024)
+            assert len(body) == 1024 * 1024 and not response.at_eof  # the other 199 MiB never inflated
+
+
+async def test_a_reused_connection_closed_long_after_the_request_is_not_sent_again(caplog):
+    async def answer_then_hold_and_close(request, reader, writer):
+        if b"first" in request:
+            await reply(b"ok")(request, reader, writer)
+            return
+        await asyncio.sleep(1.0)  # the upstream may have started on it: a generation, a charge…
+        writer.close()
+
+    async with served(answer_then_hold_and_close) as (server, pool):
+        with await pool.request("POST", "/", b"first") as response:
+            assert await response.read() == b"ok"
+        with pytest.raises(HTTPFailure) as failed:
+            await pool.request("POST", "/", b"second")
+    assert failed.value.kind == "connect" and "after the request" in failed.value.detail
+    assert [r.endswith(b"second") for r in server.requests] == [False, True]  # sent once, never again
+    assert any("not sent again" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reused_connection_closed_as_it_was_reused_is_sent_again_and_logged(caplog):
+    caplog.set_level("INFO", logger="hubbub.providers.http1")
+    seen: dict[int, int] = {}
+
+    async def close_the_second_at_once(request, reader, writer):
+        n = seen[id(writer)] = seen.get(id(writer), 0) + 1
+        if n == 2:  # the server's idle close, crossing the reused connection's request
+            writer.close()
+            return
+        await reply(b"ok")(request, reader, writer)
+
+    async with served(close_the_second_at_once) as (server, pool):
+        with await pool.request("POST", "/", b"1") as response:
+            assert await response.read() == b"ok"
+        with await pool.request("POST", "/", b"2") as response:
+            assert await response.read() == b"ok"
+        assert server.connections == 2 and len(server.requests) == 3
+    assert any("sent again" in r.getMessage() for r in caplog.records)

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from support import collect_sse, sse_events
+from upstream import FALLBACK_PRICING
 
 STORY = [{"role": "user", "content": "Tell me a short story about a cat."}]
 
@@ -55,12 +56,14 @@ async def test_failure_before_the_first_token_moves_to_the_next_channel(hub, pro
     a.set(**fault)
     before = await _channels(hub)
     text = await _ask(hub)
-    assert text and len(a.connections) == 1 and len(b.connections) == 1
+    # A 5xx or a failed connect is tried once more (max_retries = 1, the default); a 429 never.
+    tries = 1 if kind == "rate_limited" else 2
+    assert text and len(a.connections) == tries and len(b.connections) == 1
     assert b.connections[0].streamed_text() == text
     stats = await _channels(hub)
     # A 429 without Retry-After cools the channel down at once (for cooldown_seconds).
-    assert _more(before, stats, "pair-a", kind) == 1 and stats["pair-a"]["state"] in (state, "degraded")
-    assert stats["pair-a"]["consecutiveFailures"] == 1
+    assert _more(before, stats, "pair-a", kind) == tries and stats["pair-a"]["state"] in (state, "degraded")
+    assert stats["pair-a"]["consecutiveFailures"] == tries
     assert stats["pair-b"]["state"] == "healthy" and stats["pair-b"]["latencyMs"]["lastFirstToken"] > 0
 
 
@@ -87,10 +90,12 @@ async def test_429_cools_the_channel_down_for_retry_after_then_it_is_tried_again
     assert r.status_code == 503
     after = await _channels(hub)
     stats = after["pair-a"]
+    # Retry-After 2 is more than this hub waits out (max_retry_after_wait = 1): A cools down, B is
+    # tried (twice: a 500 is retried once).
     assert stats["state"] == "cooldown" and 1 < stats["cooldownRemaining"] <= 2
-    assert _more(before, after, "pair-a", "rate_limited") == 1 and len(b.connections) == 1
+    assert _more(before, after, "pair-a", "rate_limited") == 1 and len(b.connections) == 2
     r = await hub.post("/v1/chat/completions", json={"model": "up-pair", "messages": STORY, "max_tokens": 1})
-    assert r.status_code == 503 and len(a.connections) == 1 and len(b.connections) == 2  # A was not asked
+    assert r.status_code == 503 and len(a.connections) == 1 and len(b.connections) == 3  # A was not asked
     assert time.monotonic() - refused_at < 2, "too slow to observe the cooldown"
     a.set("pass")
     b.set("pass")
@@ -262,9 +267,97 @@ async def test_a_cut_with_no_channel_left_to_continue_is_an_in_stream_error(hub,
     r, events = await collect_sse(hub, "POST", "/v1/chat/completions", json=body)
     assert r.status_code == 200
     last = events[-1].json()
+    # It says what failed (issue 19), not "Model error".
     assert last["error"]["type"] == "server_error"
+    assert last["error"]["message"].startswith("upstream stream cut; no channel could continue")
     sent = "".join(e.json()["choices"][0]["delta"].get("content") or "" for e in events[:-1])
     assert sent == proxies["a"].connections[0].streamed_text() + proxies["b"].connections[0].streamed_text()
+    # The other dialects say it too.
+    proxies["a"].set("cut", cut_after=650)
+    proxies["b"].set("cut", cut_after=650)
+    r, events = await collect_sse(hub, "POST", "/api/bento/chat/stream",
+                                  json={"model": "up-pair", "messages": STORY, "maxTokens": 12, "temperature": 0})
+    assert events[-2].json()["error"] == "upstream stream cut; no channel could continue"
+
+
+# -- hubbub's own errors (issue 22, High 3) ----------------------------------------------------------
+
+
+async def test_a_request_hubbub_cannot_send_upstream_is_a_400_and_no_channels_failure(hub):
+    before = await _channels(hub)
+    for _ in range(3):  # three of these took the model offline for every key
+        r = await hub.post("/v1/chat/completions", json={"model": "up-pair", "messages": STORY, "max_tokens": 2,
+                                                           "seed": 2 ** 64})
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["type"] == "invalid_request_error"
+    after = await _channels(hub)
+    for name in ("pair-a", "pair-b"):
+        assert after[name]["failures"] == before[name]["failures"] and after[name]["state"] == "healthy"
+    assert await _ask(hub, max_tokens=1)
+
+
+# -- who answered (issue 19, fault 16) --------------------------------------------------------------
+
+
+async def _rows(upstream_hub, user: str) -> list[dict]:  # noqa: ANN001
+    rows: list[dict] = []
+    for _ in range(100):
+        rows = upstream_hub.call(upstream_hub.container.usage.summary(user_id=user))
+        if rows:
+            break
+        await asyncio.sleep(0.05)
+    return rows
+
+
+def _priced(prompt: int, completion: int, pricing: dict) -> float:
+    return (prompt * pricing["prompt"] + completion * pricing["completion"]) / 1000
+
+
+async def test_16_the_answer_names_the_model_and_channel_that_answered_and_bills_them(hub, proxies, upstream_hub):
+    a, b = proxies["a"], proxies["b"]
+    a.set("status", status=503)
+    user = "served-user-1"
+    r = await hub.post("/v1/chat/completions", json={"model": "up-served", "messages": STORY, "max_tokens": 4,
+                                                       "temperature": 0, "user": user})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == "fallback-model" and r.headers["x-hubbub-channel"] == "served-b"
+    assert len(a.connections) == 2 and len(b.connections) == 1  # the 503 once retried, then the fallback
+    reported = b.connections[0].answer()["usage"]  # the fallback's own count
+    assert (body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]) == \
+        (reported["prompt_tokens"], reported["completion_tokens"])
+    rows = await _rows(upstream_hub, user)
+    # One row: the failed attempts cost nothing; the fallback's tokens at the fallback's prices.
+    assert len(rows) == 1 and rows[0]["requests"] == 1 and rows[0]["model"] == "up-served"
+    assert (rows[0]["promptTokens"], rows[0]["completionTokens"]) == (reported["prompt_tokens"],
+                                                                       reported["completion_tokens"])
+    expected = _priced(reported["prompt_tokens"], reported["completion_tokens"], FALLBACK_PRICING)
+    assert rows[0]["cost"] == pytest.approx(expected) and expected > 0
+
+
+async def test_16_a_stream_says_who_answered_in_its_header_and_chunks(hub, proxies):
+    proxies["a"].set("status", status=503)
+    body = {"model": "up-served", "messages": STORY, "max_tokens": 4, "stream": True}
+    r, events = await collect_sse(hub, "POST", "/v1/chat/completions", json=body)
+    assert r.status_code == 200 and r.headers["x-hubbub-channel"] == "served-b"
+    assert {e.json()["model"] for e in events[:-1]} == {"fallback-model"}
+    # Served by the primary, the same request says so too.
+    proxies["a"].set("pass")
+    r = await hub.post("/v1/chat/completions", json={**body, "stream": False})
+    assert r.json()["model"] == "up-served" and r.headers["x-hubbub-channel"] == "served-a"
+
+
+async def test_16_a_stored_chat_is_billed_at_the_answering_channels_prices(hub, proxies, upstream_hub):
+    proxies["a"].set("status", status=503)
+    user = "served-user-2"
+    r, events = await collect_sse(hub, "POST", "/api/chat/stream",
+                                  json={"message": STORY[0]["content"], "model": "up-served", "userId": user})
+    assert [e.json()["type"] for e in events][-1] == "end"
+    reported = proxies["b"].connections[0].answer()["usage"]
+    rows = await _rows(upstream_hub, user)
+    assert len(rows) == 1 and rows[0]["completionTokens"] == reported["completion_tokens"]
+    assert rows[0]["cost"] == pytest.approx(_priced(rows[0]["promptTokens"], rows[0]["completionTokens"],
+                                                    FALLBACK_PRICING))
 
 
 # -- nothing left ----------------------------------------------------------------------------------
@@ -343,5 +436,5 @@ async def test_upstream_errors_per_channel_are_on_metrics(hub, proxies):
     before = _upstream_errors((await hub.get("/metrics")).text, "pair-a")
     assert await _ask(hub)
     after = (await hub.get("/metrics")).text
-    assert _upstream_errors(after, "pair-a") == before + 1
+    assert _upstream_errors(after, "pair-a") == before + 2  # the 500, and the retry's 500
     assert 'hubbub_upstream_errors_total{channel="pair-b"}' in after

@@ -7,12 +7,13 @@ failure at an exact moment; the real upstream is exercised in test_upstream_chan
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import AsyncIterator
 
 import pytest
 
-from hubbub.core.events import Finish, TextDelta, UsageReport
+from hubbub.core.events import Finish, ServedBy, TextDelta, UsageReport
 from hubbub.core.types import Message, ProviderRequest, SamplingParams, Usage
 from hubbub.errors import ChannelUnavailable, ContextTooLong, InvalidRequest, UpstreamError
 from hubbub.providers.channels import ChannelRouter, make_channel
@@ -117,8 +118,10 @@ async def test_a_broken_stream_continues_on_the_next_channel_with_the_prefix():
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The cat sat."
     assert b.requests[0].assistant_prefix == "The cat"
     assert b.requests[0].params.max_tokens == 8  # 10 asked, 2 already sent
-    # Prompt from the first attempt (estimated: it never reported), completions of both attempts.
-    assert events[-2] == UsageReport(Usage(10, 4))
+    # The prompt as the answering upstream counted it (issue 19), the completions of both attempts.
+    assert events[-2] == UsageReport(Usage(7, 4))
+    # Who answered: A first, then B for the rest (the last one bills).
+    assert [e.channel for e in events if isinstance(e, ServedBy)] == ["a", "b"]
 
 
 async def test_a_broken_stream_with_no_one_to_continue_is_an_error_after_the_text():
@@ -131,17 +134,50 @@ async def test_a_broken_stream_with_no_one_to_continue_is_an_error_after_the_tex
         async for e in router.stream(REQUEST):
             seen.append(e)
     assert not isinstance(info.value, ChannelUnavailable)
-    assert seen == [TextDelta("The")] and b.requests == []
+    assert info.value.message == "upstream stream cut; no channel could continue"
+    assert seen == [ServedBy("a", "a", "upstream-a"), TextDelta("The")] and b.requests == []
 
 
-async def test_max_retries_retries_the_same_channel_but_never_after_a_429():
+async def test_max_retries_retries_a_5xx_on_the_same_channel_never_a_429_or_a_timeout():
+    policy = FailoverConfig(backoff_seconds=0.01)
     a = Flaky("a", [], UpstreamUnavailable("server_error", "500"))
     b = Flaky("b", ["ok"])
-    await _run(_router(a, b, max_retries=2))
+    await _run(_router(a, b, policy=policy, max_retries=2))
     assert len(a.requests) == 3
-    a429 = Flaky("a", [], UpstreamUnavailable("rate_limited", "429", retry_after=3))
-    await _run(_router(a429, Flaky("b", ["ok"]), max_retries=2))
-    assert len(a429.requests) == 1
+    for error in (UpstreamUnavailable("rate_limited", "429"), UpstreamUnavailable("timeout", "slow"),
+                  UpstreamUnavailable("rejected", "401")):
+        once = Flaky("a", [], error)
+        await _run(_router(once, Flaky("b", ["ok"]), policy=policy, max_retries=2))
+        assert len(once.requests) == 1
+
+
+async def test_a_short_retry_after_is_waited_out_once_then_the_next_channel():
+    a = Flaky("a", [], UpstreamUnavailable("rate_limited", "429", retry_after=0.2))
+    b = Flaky("b", ["ok"])
+    router = _router(a, b, clock=time.monotonic)  # a real clock: the wait must really end
+    events = await _run(router)
+    assert len(a.requests) == 2 and len(b.requests) == 1  # waited once, then moved on
+    assert [e.channel for e in events if isinstance(e, ServedBy)] == ["b"]
+    long = Flaky("a", [], UpstreamUnavailable("rate_limited", "429", retry_after=60))
+    await _run(_router(long, Flaky("b", ["ok"]), clock=time.monotonic))
+    assert len(long.requests) == 1  # longer than max_retry_after_wait: not waited for
+
+
+async def test_after_the_first_token_the_same_channel_is_never_tried_again():
+    a = Flaky("a", ["The"], UpstreamUnavailable("stream_broken", "cut"))
+    b = Flaky("b", [" end."])
+    events = await _run(_router(a, b, max_retries=3))
+    assert len(a.requests) == 1 and b.requests[0].assistant_prefix == "The"
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "The end."
+
+
+async def test_a_provider_that_raises_unexpectedly_is_not_the_channels_failure():
+    a = Flaky("a", [], KeyError("hubbub's own bug"))
+    b = Flaky("b", ["ok"])
+    router = _router(a, b)
+    events = await _run(router)
+    assert [e.channel for e in events if isinstance(e, ServedBy)] == ["b"]
+    assert router.channels[0].health.failures == 0
 
 
 def test_health_cools_down_after_the_threshold_doubling_and_believes_retry_after():

@@ -55,6 +55,23 @@ class Finish:
 
 
 @dataclass(frozen=True)
+class ServedBy:
+    """Which channel answers (issue 19): a channel router yields it before the first text of the
+    attempt that answers, and again when a continuation moves to another channel. ``model`` is
+    the upstream's name for the model; the prices are that channel's (USD per 1K tokens), so
+    the answer is billed as the channel that gave it."""
+
+    channel: str
+    provider: str
+    model: str
+    pricing_prompt: float = 0.0
+    pricing_completion: float = 0.0
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.prompt_tokens * self.pricing_prompt + usage.completion_tokens * self.pricing_completion) / 1000.0
+
+
+@dataclass(frozen=True)
 class ChatCreated:
     """A stored chat exists (its id), first event of a stored-chat stream."""
 
@@ -85,6 +102,6 @@ class Done:
     usage: Usage = Usage()
 
 
-ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish]
+ProviderEvent = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, ServedBy]
 Event = Union[TextDelta, ReasoningDelta, ToolCallDelta, UsageReport, Finish, ChatCreated, DslUpdate, PhaseChange,
               ErrorEvent, Done]

@@ -17,7 +17,15 @@ import logging
 import time
 from typing import TYPE_CHECKING, AsyncIterator
 
-from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
+from hubbub.core.events import (
+    Finish,
+    ProviderEvent,
+    ReasoningDelta,
+    ServedBy,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
 from hubbub.core.types import (
     FinishReason,
     Message,
@@ -122,6 +130,7 @@ class Generation:
         self.usage: Usage | None = None
         self.finish_reason: FinishReason | None = None
         self.stop_sequence: str | None = None
+        self.served_by: ServedBy | None = None  # the channel answering (the latest), when a router says
         self._closed = False
         self._recorded = False
         self.started = time.monotonic()
@@ -163,9 +172,14 @@ class Generation:
         return self._first is not None
 
     async def prime(self) -> None:
-        """Wait for the first event, so errors before any output raise here."""
+        """Wait for the first event, so errors before any output raise here (a ``ServedBy`` is
+        taken in passing: the channel is known before the dialect commits to its headers)."""
         try:
-            self._first = await anext(self._events)
+            first = await anext(self._events)
+            while isinstance(first, ServedBy):
+                self.served_by = first
+                first = await anext(self._events)
+            self._first = first
         except StopAsyncIteration:
             self._first = None
         except BaseException as exc:
@@ -183,6 +197,9 @@ class Generation:
                 self._track(first)
                 yield first
             async for event in self._events:
+                if type(event) is ServedBy:  # remembered, never passed on to a sink
+                    self.served_by = event
+                    continue
                 self._track(event)
                 yield event
         except HubbubError:
@@ -278,7 +295,7 @@ class Generation:
             model=self.model.id,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
-            cost=self.model.cost(usage),
+            cost=self.served_by.cost(usage) if self.served_by is not None else self.model.cost(usage),
             owner=request.owner,
             user_id=request.user_id,
             conversation_id=request.conversation_id,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any, AsyncIterator
 
 from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
@@ -66,6 +67,8 @@ from hubbub.providers.faults import (
 from hubbub.providers.base import Capabilities, ProviderKind
 from hubbub.providers.pump import in_own_task
 from hubbub.settings import ProviderConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; used when a request names none
@@ -254,7 +257,7 @@ class AnthropicProvider:
             base_url=config.base_url or DEFAULT_BASE_URL,
             max_retries=0,
             timeout=anthropic.Timeout(connect=config.connect_timeout, read=None, write=30.0,
-                                      pool=config.connect_timeout),
+                                      pool=config.pool_timeout),
             default_headers=dict(config.headers) or None,
         )
 
@@ -330,8 +333,12 @@ class AnthropicProvider:
         yield Finish(reason, stop_sequence)
 
     def _error(self, exc: Exception, started: bool) -> HubbubError:
+        import httpx
+
         sdk = self._sdk
         if isinstance(exc, sdk.APITimeoutError):
+            if isinstance(exc.__cause__, httpx.PoolTimeout):  # every pooled connection busy: a local limit
+                return UpstreamUnavailable("busy", f"{self.name}: no free connection")
             return UpstreamUnavailable("timeout", f"{self.name}: timed out")
         if isinstance(exc, sdk.APIConnectionError):
             return UpstreamUnavailable("stream_broken" if started else "connect", f"{self.name}: connection failed")
@@ -341,11 +348,16 @@ class AnthropicProvider:
             if exc.status_code < 400:  # an error event inside a 200 stream
                 if kind in _RETRYABLE_TYPES:
                     return UpstreamUnavailable("stream_broken", f"{self.name}: {kind}: {message}")
-                return UpstreamError("Model error", details=f"{self.name}: {kind}: {message}")
+                return UpstreamError(f"upstream error: {kind}", details=f"{self.name}: {kind}: {message}")
             retry_after = parse_retry_after(exc.response.headers.get("retry-after"))
             return from_status(exc.status_code, message, code=kind, retry_after=retry_after, who=self.name)
-        # Transport errors the SDK lets through while reading the stream (the connection was cut).
-        return UpstreamUnavailable("stream_broken" if started else "connect", f"{self.name}: {type(exc).__name__}")
+        if isinstance(exc, (httpx.TransportError, OSError)):
+            # Transport errors the SDK lets through while reading the stream (the connection was cut).
+            return UpstreamUnavailable("stream_broken" if started else "connect", f"{self.name}: {type(exc).__name__}")
+        # Anything else failed here, in hubbub or the SDK (a request it cannot encode…): never the
+        # upstream's fault, so never counted against the channel (issue 22).
+        log.error("provider %s failed", self.name, exc_info=exc)
+        return UpstreamUnavailable("internal", f"{self.name}: {type(exc).__name__}")
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -25,7 +25,21 @@ from typing import Any, Literal
 from hubbub.core.types import ImagePart, Message, ToolCall, ToolResult, Tools
 from hubbub.errors import ContextTooLong, HubbubError, InvalidRequest, UpstreamError
 
-FailureKind = Literal["connect", "timeout", "rate_limited", "server_error", "stream_broken", "rejected"]
+FailureKind = Literal["connect", "timeout", "rate_limited", "server_error", "stream_broken", "rejected",
+                      "busy", "internal"]
+LOCAL_KINDS: frozenset[str] = frozenset({"busy", "internal"})  # hubbub's own trouble: not the channel's
+
+# What a failure of each kind is, in words a client reads ("upstream stream cut; no channel could continue").
+WHAT_FAILED: dict[str, str] = {
+    "connect": "upstream connection failed",
+    "timeout": "upstream stalled",
+    "rate_limited": "upstream rate limited",
+    "server_error": "upstream server error",
+    "stream_broken": "upstream stream cut",
+    "rejected": "upstream refused the key or model",
+    "busy": "no free upstream connection",
+    "internal": "hubbub failed on the upstream's answer",
+}
 
 _MAX_DETAIL = 300
 
@@ -35,8 +49,14 @@ class UpstreamUnavailable(UpstreamError):
 
     def __init__(self, kind: FailureKind, details: str = "", retry_after: float | None = None,
                  upstream_status: int | None = None) -> None:
-        super().__init__("Model error", details=details, retry_after=retry_after, upstream_status=upstream_status)
+        super().__init__(WHAT_FAILED.get(kind, "upstream failed"), details=details, retry_after=retry_after,
+                         upstream_status=upstream_status)
         self.kind = kind
+
+    @property
+    def local(self) -> bool:
+        """hubbub's own trouble (a local limit, its own bug): never counted against the channel."""
+        return self.kind in LOCAL_KINDS
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -15,6 +15,15 @@ closes the connection at once, and the upstream sees the disconnect and can stop
 generating (no ``pump.py`` task needed). Like httpx it honours ``HTTP(S)_PROXY`` /
 ``NO_PROXY`` (read once, at start) and ``SSL_CERT_FILE``, and verifies TLS against
 certifi's bundle.
+
+What an upstream sends is bounded (issue 22; the provider's ``max_*`` settings): one
+server-sent event at most ``max_event_bytes``, a whole answer at most ``max_body_bytes``,
+and an answer longer than the ``max_tokens`` asked (counted one token per content chunk, as
+usage is estimated) is cut there with finish reason ``length``. A chunk that is not the
+shape a chat stream has (not JSON, not an object, content not a string) breaks the stream,
+as a cut would: the router continues the answer elsewhere. A stream that finished
+(``finish_reason``) but never says ``[DONE]`` is given ``_DRAIN_SECONDS`` for its usage
+chunk, then ends as it is.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ from hubbub import __version__
 
 from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
 from hubbub.core.types import FinishReason, ImagePart, Message, ProviderRequest, TextPart, ToolResult, Tools, Usage
-from hubbub.errors import HubbubError
+from hubbub.errors import FieldProblem, HubbubError, InvalidRequest
 from hubbub.providers.base import Capabilities, ProviderKind
 from hubbub.providers.http1 import HTTPFailure, Pool, Response
 from hubbub.providers.faults import (
@@ -172,11 +181,18 @@ class OpenAICompatProvider:
             origin,
             max_connections=config.max_connections,
             connect_timeout=config.connect_timeout,
+            pool_timeout=config.pool_timeout,
             keepalive=_KEEPALIVE_SECONDS,
             ssl_context=_ssl_context() if origin.startswith("https:") else None,
             proxy=_env_proxy(self._url),
             user_agent=f"hubbub/{__version__}",
+            max_header_bytes=config.max_header_bytes,
+            max_headers=config.max_headers,
         )
+
+    def waits_locally(self, task: asyncio.Task[object] | None) -> bool:
+        """Is ``task`` waiting for a free pooled connection (so a timeout now is not the upstream's)?"""
+        return self._pool.waiting(task)
 
     async def count_tokens(self, messages: list[Message], model: str = "", tools: Tools | None = None) -> int:
         return estimate_prompt_tokens(messages) + estimate_tools_tokens(tools)
@@ -185,13 +201,18 @@ class OpenAICompatProvider:
         return estimate_text_tokens(text)
 
     async def stream(self, request: ProviderRequest) -> AsyncIterator[ProviderEvent]:
-        # An exact-size copy: orjson's bytes keep its whole ~4 KB output buffer however short the JSON,
-        # and this body lives as long as the stream (4 KB per open stream, measured; bench/streams.py).
-        body = bytes(memoryview(orjson.dumps(request_body(request, self.config, self.config.stream))))
+        try:
+            # An exact-size copy: orjson's bytes keep its whole ~4 KB output buffer however short the
+            # JSON, and this body lives as long as the stream (4 KB per open stream; bench/streams.py).
+            body = bytes(memoryview(orjson.dumps(request_body(request, self.config, self.config.stream))))
+        except TypeError as exc:  # orjson.JSONEncodeError: a value JSON cannot carry (an int past 64 bits)
+            # The request's own fault, found before any upstream saw it: never counted against one.
+            raise InvalidRequest("The request cannot be sent to the upstream model",
+                                 [FieldProblem("body", str(exc))]) from None
         try:
             response = await self._pool.request("POST", self._path, body, self._headers)
         except HTTPFailure as exc:
-            kind = "timeout" if exc.kind == "timeout" else "connect"
+            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
             raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
         try:
             if response.status >= 400:
@@ -204,58 +225,73 @@ class OpenAICompatProvider:
             # layer costs a resume per event on the path of every token).
             usage: Usage | None = None
             finish: FinishReason | None = None
+            limit = request.params.max_tokens  # an upstream that ignores it is cut there
             chunks = 0
             done = False
-            events = _SSEDecoder()
+            events = _SSEDecoder(self.config.max_event_bytes)
             while not done:
-                received = await response.read_chunk()
+                if finish is None:
+                    received = await response.read_chunk()
+                else:  # finished: what follows is the usage chunk and [DONE], or nothing
+                    received = await _rest(response)
                 if not received:
                     break
                 texts: list[str] = []  # the text of this read, yielded together below
                 others: list[ProviderEvent] = []  # tool-call and reasoning deltas of this read, in order
                 broken: UpstreamUnavailable | None = None
-                for payload in events.feed(received):
+                try:
+                    payloads = events.feed(received)
+                except ValueError as exc:
+                    payloads, broken = [], UpstreamUnavailable("stream_broken", f"{self.name}: {exc}")
+                for payload in payloads:
                     if payload == b"[DONE]":
                         done = True
                         break
                     try:
                         obj = _json(payload)
-                    except orjson.JSONDecodeError:
+                        if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
+                            message, _ = error_message(obj)
+                            broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
+                            break
+                        for choice in (obj.get("choices") or ())[:1]:
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            if text:
+                                if not isinstance(text, str):
+                                    raise TypeError("content is not a string")
+                                texts.append(text)
+                            if len(delta) > 2 or "tool_calls" in delta:  # more than role and content
+                                structured = _structured_deltas(delta)
+                                if structured:
+                                    if texts:  # keep the order: text before what follows it
+                                        others.append(TextDelta("".join(texts), len(texts)))
+                                        chunks += len(texts)
+                                        texts = []
+                                    others.extend(structured)
+                            if choice.get("finish_reason"):
+                                finish = _FINISH.get(choice["finish_reason"], "stop")
+                        if obj.get("usage"):
+                            usage = _usage(obj["usage"])
+                    except (orjson.JSONDecodeError, TypeError, AttributeError, KeyError, ValueError):
                         broken = UpstreamUnavailable("stream_broken", f"{self.name}: unreadable stream chunk")
                         break
-                    if "error" in obj:  # OpenRouter and others report a failure inside a 200 stream
-                        message, _ = error_message(obj)
-                        broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
-                        break
-                    for choice in (obj.get("choices") or ())[:1]:
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text and isinstance(text, str):
-                            texts.append(text)
-                        if len(delta) > 2 or "tool_calls" in delta:  # more than role and content
-                            structured = _structured_deltas(delta)
-                            if structured:
-                                if texts:  # keep the order: text before what follows it
-                                    others.append(TextDelta("".join(texts), len(texts)))
-                                    chunks += len(texts)
-                                    texts = []
-                                others.extend(structured)
-                        if choice.get("finish_reason"):
-                            finish = _FINISH.get(choice["finish_reason"], "stop")
-                    if obj.get("usage"):
-                        usage = _usage(obj["usage"])
                 for event in others:
                     yield event
                 if texts:  # the text of one read is one delta (see ``TextDelta.tokens``)
-                    chunks += len(texts)
-                    yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts))
+                    if limit is not None and chunks + len(texts) > limit:
+                        # More than max_tokens: the upstream ignored it. What it was asked for, no more.
+                        texts = texts[:limit - chunks]
+                        finish, usage, done, broken = "length", None, True, None
+                    if texts:
+                        chunks += len(texts)
+                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts))
                 if broken is not None:
                     raise broken
             if not done and finish is None:
                 # The body ended without [DONE] or a finish_reason: the connection was cut short.
                 raise UpstreamUnavailable("stream_broken",
                                           f"{self.name}: the stream ended before the answer did")
-            if done and not response.at_eof:
+            if done and finish != "length" and not response.at_eof:
                 await _drain(response)
             yield UsageReport(usage or Usage(estimate_prompt_tokens(request.messages), chunks))
             yield Finish(finish or "stop")
@@ -278,7 +314,10 @@ class OpenAICompatProvider:
                            who=self.name)
 
     async def _whole(self, response: Response, request: ProviderRequest) -> list[ProviderEvent]:
-        raw = await response.read()
+        cap = self.config.max_body_bytes
+        raw = await response.read(limit=cap + 1)
+        if len(raw) > cap:
+            raise UpstreamUnavailable("server_error", f"{self.name}: an answer larger than {cap} bytes")
         try:
             obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
@@ -287,7 +326,7 @@ class OpenAICompatProvider:
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
             structured = _structured_deltas(message)
-        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError):
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, IndexError):
             raise UpstreamUnavailable("server_error", f"{self.name}: unreadable response") from None
         usage = _usage(obj["usage"]) if obj.get("usage") else Usage(
             estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
@@ -300,14 +339,19 @@ class OpenAICompatProvider:
 
 class _SSEDecoder:
     """The ``data`` of each server-sent event in the bytes fed to it (lines end in LF, CRLF or
-    CR; comments, ``event:``, ``id:`` and ``retry:`` lines carry nothing a chat stream needs)."""
+    CR; comments, ``event:``, ``id:`` and ``retry:`` lines carry nothing a chat stream needs).
 
-    __slots__ = ("_rest", "_data", "_skip_lf")
+    An unfinished line, or one event's data lines together, longer than ``max_bytes`` raises
+    ``ValueError``: an upstream cannot make hubbub hold an endless line."""
 
-    def __init__(self) -> None:
+    __slots__ = ("_rest", "_data", "_skip_lf", "_max", "_size")
+
+    def __init__(self, max_bytes: int = 1024 * 1024) -> None:
         self._rest = b""  # an unfinished line
         self._data: list[bytes] = []  # the data lines of the event being read
         self._skip_lf = False  # the last bytes ended in CR: a LF right after it belongs to it
+        self._max = max_bytes
+        self._size = 0  # bytes in ``_data``
 
     def feed(self, received: bytes) -> list[bytes]:
         if self._skip_lf:
@@ -320,16 +364,33 @@ class _SSEDecoder:
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = buf.split(b"\n")
         self._rest = lines.pop()
+        if len(self._rest) > self._max:
+            raise ValueError(f"a stream line longer than {self._max} bytes")
         out: list[bytes] = []
         data = self._data
         for line in lines:
             if line:
                 if line.startswith(b"data:"):
                     data.append(line[6:] if line.startswith(b"data: ") else line[5:])
+                    self._size += len(line)
+                    if self._size > self._max:
+                        raise ValueError(f"a stream event longer than {self._max} bytes")
             elif data:
                 out.append(data[0] if len(data) == 1 else b"\n".join(data))
                 data.clear()
+                self._size = 0
         return out
+
+
+async def _rest(response: Response) -> bytes:
+    """The next read after the finish chunk: the usage chunk and ``[DONE]`` come at once from a
+    well-behaved upstream; one that sends neither and keeps the body open is not waited for
+    longer than ``_DRAIN_SECONDS`` (the answer is whole: a stall here is no reason to fail over)."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            return await response.read_chunk()
+    except TimeoutError:
+        return b""
 
 
 async def _drain(response: Response) -> None:

@@ -15,10 +15,11 @@ import logging
 import os
 import time
 from collections import defaultdict
+from typing import Any
 
 from hubbub.core.types import ModelInfo
 from hubbub.providers.base import Provider
-from hubbub.providers.channels import ChannelRouter, make_channel
+from hubbub.providers.channels import Channel, ChannelRouter, make_channel
 from hubbub.providers.kinds import provider_kinds
 from hubbub.providers.registry import ModelRegistry
 from hubbub.settings import ChannelConfig, ModelConfig, ProviderConfig, Settings
@@ -76,24 +77,41 @@ def register_upstreams(settings: Settings, registry: ModelRegistry, embedded: Pr
             continue  # an embedded alias: container.build_registry registers it
         configs_for = by_model.get(model.id) or [ChannelConfig(name=model.provider, model=model.id,
                                                                provider=model.provider)]
-        channels = [
-            make_channel(
-                ch.name, provider(ch.provider, f"channel {ch.name}"), ch.upstream_model or model.upstream_model
-                or model.id, settings.failover, priority=ch.priority, weight=ch.weight, timeout=ch.timeout,
-                max_retries=ch.max_retries,
-            )
-            for ch in configs_for
-        ]
-        info = _info(model, channels_context(model, embedded, configs_for), owned_by=configs_for[0].provider)
-        registry.register(info, ChannelRouter(model.id, channels, settings.failover))
+        context = channels_context(model, embedded, configs_for)
+        channels = [_channel(ch, model, provider(ch.provider, f"channel {ch.name}"), settings, embedded)
+                    for ch in configs_for]
+        info = _info(model, context, owned_by=configs_for[0].provider)
+        registry.register(info, ChannelRouter(model.id, channels, settings.failover, context_length=context))
     return list(made.values())
 
 
+def _channel(ch: ChannelConfig, model: ModelConfig, provider: Provider, settings: Settings,
+             embedded: Provider | None) -> Channel:
+    """A channel from its ``[[channels]]`` entry; what it leaves unset comes from the model, the
+    provider or ``[failover]`` (docs/upstreams.md)."""
+    pricing = ch.pricing or model.pricing
+    window = ch.context_length
+    if ch.provider == EMBEDDED and embedded is not None:
+        window = min(window or embedded.model.n_ctx, embedded.model.n_ctx)  # type: ignore[attr-defined]
+    knobs: dict[str, Any] = {"priority": ch.priority, "weight": ch.weight, "timeout": ch.timeout,
+                             "context_length": window, "pricing_prompt": pricing.prompt,
+                             "pricing_completion": pricing.completion, "can_continue": ch.can_continue}
+    if ch.max_retries is not None:
+        knobs["max_retries"] = ch.max_retries
+    if ch.first_token_timeout is not None:
+        knobs["first_token_timeout"] = ch.first_token_timeout
+    return make_channel(ch.name, provider, ch.upstream_model or model.upstream_model or model.id,
+                        settings.failover, **knobs)
+
+
 def channels_context(model: ModelConfig, embedded: Provider | None, channels: list[ChannelConfig]) -> int:
-    """The model's context length: as configured (default 8192), never more than the
-    embedded model's window when it is one of the channels."""
-    length = model.context_length or DEFAULT_CONTEXT_LENGTH
-    if embedded is not None and any(c.provider == EMBEDDED for c in channels):
+    """The model's context length, the window the core checks prompts against: as configured, else
+    the largest its channels declare, else 8192. A channel with a smaller window gets requests
+    that fit it, or none (channels.py); when the embedded model is the only channel, its window
+    caps the model's."""
+    declared = [c.context_length for c in channels if c.context_length]
+    length = model.context_length or max(declared, default=DEFAULT_CONTEXT_LENGTH)
+    if embedded is not None and channels and all(c.provider == EMBEDDED for c in channels):
         length = min(length, embedded.model.n_ctx)  # type: ignore[attr-defined]
     return length
 

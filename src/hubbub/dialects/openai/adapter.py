@@ -152,6 +152,16 @@ def usage_body(usage: Usage | None) -> dict[str, int] | None:
     }
 
 
+def served(gen: Generation, asked: str) -> tuple[str, dict[str, str] | None]:
+    """The response's ``model`` and extra headers: the model that answered, as OpenAI names the
+    model version that served, and ``X-Hubbub-Channel`` for the channel (issue 19); what was
+    asked when no channel router served it (the embedded model)."""
+    by = gen.served_by
+    if by is None:
+        return asked, None
+    return by.model, {"X-Hubbub-Channel": by.channel}
+
+
 def tool_calls_body(calls: list[ToolCall]) -> list[dict[str, Any]]:
     return [{"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}} for c in calls]
 

@@ -40,11 +40,14 @@ async def chat_completions(request: Request) -> Response:
     extra = {"rag_sources": sources_json(generation.sources)} if chat.rag else {}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return SSEResponse(adapter.chunk_stream(generation, body.model, include_usage, extra),
-                           container.settings.sse_ping_seconds)
+        # Who answers is known once the first token is (issue 19): the channel then, for the stream.
+        model, headers = adapter.served(generation, body.model)
+        return SSEResponse(adapter.chunk_stream(generation, model, include_usage, extra),
+                           container.settings.sse_ping_seconds, headers=headers)
     await generation.collect()
-    body_out = {**adapter.completion_body(generation, body.model), **extra}
-    return Response(adapter.dumps(body_out), media_type="application/json")
+    model, headers = adapter.served(generation, body.model)
+    body_out = {**adapter.completion_body(generation, model), **extra}
+    return Response(adapter.dumps(body_out), media_type="application/json", headers=headers)
 
 
 @router.get("/models", summary="List models (OpenAI-compatible)")
