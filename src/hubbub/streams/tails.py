@@ -149,8 +149,13 @@ class Tails:
                 del self._tails[stream]
 
     async def _ends_without_done(self, stream: str) -> bool:
+        """Whether the stream died: neither closed by its owner nor ended with a ``Done`` (a closed
+        stream ended as its owner meant it to, whatever a late follower's position)."""
         last = await self._redis.xrevrange(stream, count=1)
-        return not last or last[0][1][b"e"] == self._close or not isinstance(self._decode(last[0][1][b"e"]), Done)
+        if not last:
+            return True
+        raw = last[0][1][b"e"]
+        return raw != self._close and not isinstance(self._decode(raw), Done)
 
     async def _wake(self) -> None:
         """Make a blocked ``XREAD`` return, so it picks up a new tail now (once per call)."""
