@@ -37,8 +37,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SETS = {"eval": "dsl_eval.json", "holdout": "dsl_eval_holdout.json", "holdout2": "dsl_eval_holdout2.json",
-        "holdout3": "dsl_eval_holdout3.json"}
-TARGETS = {"entity_recall": 0.9, "entity_precision": 0.8, "relationship_recall": 0.7}
+        "holdout3": "dsl_eval_holdout3.json", "dev": "dsl_eval_dev.json", "holdout4": "dsl_eval_holdout4.json"}
+TARGET = {"entity_recall": 0.9, "entity_precision": 0.8, "relationship_recall": 0.7}
+# Issue 7's targets on its evaluation set; issue 20's on the never-tuned holdout4, and relationship
+# recall on holdout3 (never tuned when it was written; the structural rules were developed on it).
+TARGETS = {"eval": TARGET, "holdout4": TARGET, "holdout3": {"relationship_recall": 0.7}}
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -54,7 +57,11 @@ def canonical(source: str, kind: str, target: str) -> tuple[str, str, str]:
 
 
 def score_case(case: dict[str, Any], dsl: dict[str, Any]) -> dict[str, Any]:
-    """Matches of one predicted DSL (wire form) against the case's expectations."""
+    """Matches of one predicted DSL (wire form) against the case's expectations.
+
+    An expected many-to-many ``A``-``B`` is also met by a join entity: a predicted ``J`` with
+    many-to-one links to both ``A`` and ``B`` (one to ``A`` for a self-link), the usual way to
+    store one; its two links then count as one prediction."""
     expected = set(case["entities"])
     alias = {a: name for name, names in case.get("aliases", {}).items() for a in names}
 
@@ -64,15 +71,42 @@ def score_case(case: dict[str, Any], dsl: dict[str, Any]) -> dict[str, Any]:
     predicted = {mapped(n) for n in dsl["entities"]}
     rels = {canonical(mapped(r["from"]), r["type"], mapped(r["to"])) for r in dsl["relationships"]}
     want = {canonical(*r) for r in case["relationships"]}
+    hits, joined = _joins(rels, want)
     links = {tuple(sorted((a, b))) for a, _, b in rels}
     want_links = {tuple(sorted((a, b))) for a, _, b in want}
+    link_hits = len(links & want_links) + len({(a, b) for a, _, b in joined if (a, b) not in links})
+    join_links = {tuple(sorted(p)) for a, _, b in joined for p in _join_pairs(rels, a, b)} - want_links
     return {
         "entities": (len(predicted & expected), len(predicted), len(expected)),
-        "relationships": (len(rels & want), len(rels), len(want)),
-        "links": (len(links & want_links), len(links), len(want_links)),
+        "relationships": (len(hits), len(rels) - len(_join_rels(rels, joined)) + len(joined), len(want)),
+        "links": (link_hits, len(links) - len(join_links) + len(joined), len(want_links)),
         "missing": sorted(expected - predicted), "extra": sorted(predicted - expected),
-        "missing_relationships": sorted(want - rels),
+        "missing_relationships": sorted(want - hits),
     }
+
+
+def _join_pairs(rels: set[tuple[str, str, str]], a: str, b: str) -> list[tuple[str, str]]:
+    """The (J, A), (J, B) pairs of the first join entity J between ``a`` and ``b``, or []."""
+    parents: dict[str, set[str]] = {}
+    for source, kind, target in rels:
+        if kind == "many-to-one" and source != target:
+            parents.setdefault(source, set()).add(target)
+    for j in sorted(parents):
+        if j not in (a, b) and {a, b} <= parents[j]:
+            return [(j, a), (j, b)] if a != b else [(j, a)]
+    return []
+
+
+def _joins(rels: set[tuple[str, str, str]], want: set[tuple[str, str, str]]) -> tuple[set, set]:
+    """(expected relationships met, the expected many-to-many met only through a join entity)."""
+    hits = rels & want
+    joined = {w for w in want - hits if w[1] == "many-to-many" and _join_pairs(rels, w[0], w[2])}
+    return hits | joined, joined
+
+
+def _join_rels(rels: set[tuple[str, str, str]], joined: set) -> set[tuple[str, str, str]]:
+    """The predicted links that make up the joins in ``joined`` (and are not expected themselves)."""
+    return {(j, "many-to-one", x) for a, _, b in joined for j, x in _join_pairs(rels, a, b)}
 
 
 def ratio(hit: int, total: int) -> float:
@@ -122,7 +156,7 @@ async def run_sql(pg: str, ddl: str) -> str | None:
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sets", default="eval,holdout,holdout2,holdout3")
+    parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-model", action="store_true", help="the deterministic analysis alone")
     parser.add_argument("--max-tokens", type=int, default=300)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per model proposal")
@@ -179,11 +213,10 @@ async def main() -> int:
         print(line, flush=True)
         for case_id, error in sql_failures:
             print(f"  SQL failed for {case_id}: {error}")
-        if name == "eval":
-            for key, target in TARGETS.items():
-                ok = summary[key] >= target
-                failed_targets |= not ok
-                print(f"  target {key} >= {target}: {'met' if ok else 'MISSED'} ({summary[key]:.2f})")
+        for key, target in TARGETS.get(name, {}).items():
+            ok = summary[key] >= target
+            failed_targets |= not ok
+            print(f"  target {key} >= {target}: {'met' if ok else 'MISSED'} ({summary[key]:.2f})")
         failed_targets |= bool(sql_failures)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
