@@ -30,6 +30,7 @@ from hubbub.dsl.clauses import Clauses
 from hubbub.dsl.edits import Edits
 from hubbub.dsl.reader import MAX_CHARS, accepts
 from hubbub.dsl.schema import Dsl
+from hubbub.dsl.structure import Structure
 
 __all__ = ["Analysis", "accepts", "analyze"]
 
@@ -54,5 +55,6 @@ def analyze(previous: Dsl | None, messages: list[str]) -> Analysis:
                     reader.words, reader.candidates | set(reader.dsl.entities), reader.dropped)
 
 
-class _Reader(Clauses, Edits):
-    """The patterns (``Clauses``), the edits (``Edits``) and the bookkeeping (``reader.ReaderBase``)."""
+class _Reader(Structure, Clauses, Edits):
+    """The patterns (``Clauses``), the edits (``Edits``), the structural rules (``Structure``) and the
+    bookkeeping (``reader.ReaderBase``)."""

@@ -21,6 +21,16 @@ from hubbub.dsl.reader import (
 from hubbub.dsl.text import camel, pascal, singular, words
 
 
+PARTICLES = frozenset("out up off in down".split())
+PLACE_PREPS = frozenset("at on from inside within near across".split())
+_PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
+                         "brought lent put set told led read split known grown drawn shown".split())
+
+
+def _participle(word: str) -> bool:
+    return word.endswith("ed") or word in _PARTICIPLES
+
+
 class Clauses(ReaderBase):
     """Sentence patterns; per-sentence state: ``consumed`` chunks, the running ``subject``."""
 
@@ -149,7 +159,7 @@ class Clauses(ReaderBase):
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
-            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in ("number", "count", "list", "set", "history", "log", "series", "collection", "record"):
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS:
                 out[-1] = cs[i + 1]
                 i += 2
             if i < len(cs) and cs[i].text in (",", "and", "or", "/"):
@@ -208,6 +218,10 @@ class Clauses(ReaderBase):
         if v.kind == "VERB" and v.text.endswith("ing") and k > 0 and cs[k - 1].kind == "NP":
             name = self._name(cs[k - 1])  # "orders containing several dishes": the orders contain them
             subject, negated = ([name] if name else []), False
+        elif v.kind == "VERB" and _participle(v.text) and k > 0 and cs[k - 1].kind == "NP" and k + 1 < len(cs) \
+                and cs[k + 1].kind == "PREP" and cs[k + 1].text in PASSIVE_PREPS:
+            name = self._name(cs[k - 1])  # "bags sold to cafes", "tracks recorded in a session": a passive
+            return self._passive(cs, k, [name] if name else [])
         else:
             subject, negated, _ = self._subject(cs, k)
         for name in subject:
@@ -222,13 +236,19 @@ class Clauses(ReaderBase):
         if v.kind == "AUX":
             if n < len(cs) and cs[n].kind == "VERB":  # passive: "is written by", "are assigned to"
                 return self._passive(cs, n, subject)
-            if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside"):
+            adjective = n < len(cs) and cs[n].kind == "ADJ" and n + 1 < len(cs) and cs[n + 1].kind == "PREP"
+            if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
+                n += 1
+            if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside")
+                                                         or adjective and cs[n].text in ("to", "with")):
                 nps, end = self._np_list(cs, n + 1)
                 self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
                 self.consumed |= set(range(n, end))
                 return self._with(cs, end, subject)
             return n
         base = v.base or v.text
+        if base == "come" and n < len(cs) and cs[n].text in ("from", "in", "at"):
+            base = "belong"  # "green beans come from farms": where they belong, not what they come with
         if v.kind == "HAVE" or (base in HAVE_VERBS and subject):
             nps, end = self._items(cs, n, subject, negated)
             if nps and end < len(cs) and cs[end].text == "with" and self._known(nps[-1]) is None \
@@ -252,6 +272,15 @@ class Clauses(ReaderBase):
             return self._with(cs, end, subject)
         if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
             n += 1
+        elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind == "NP" and not cs[n + 1].det \
+                and (cs[n].text != "in" or cs[n + 1].plural):
+            n += 1  # a phrasal verb's particle: "customers bring in devices", "researchers check out samples"
+        elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
+                                                            and cs[n + 1].kind in ("NP", "DET") and cs[n + 1].det):
+            nps, end = self._np_list(cs, n + 1)  # no object, a place: "groups meet at homes"
+            self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
+            self.consumed |= set(range(n, end))
+            return self._with(cs, end, subject)
         nps, end = self._np_list(cs, n)
         self._verb(base, subject, nps, negated)
         if nps:
@@ -353,11 +382,14 @@ class Clauses(ReaderBase):
                     self._link(assoc, obj, "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
-                elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS:
+                elif dm.is_event(obj) and obj != s and not dm.is_event(s):
+                    self._link(obj, s, "many-to-one")  # "clients book appointments": a record of what they did
+                elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS or base in dm.SYMMETRIC_VERBS:
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
-                elif base not in dm.NEUTRAL_VERBS and base not in lx.VERBS and s.lower() in dm.PERSONS \
-                        and obj.lower() not in dm.PERSONS:
-                    self._link(obj, s, "many-to-one")  # an unknown verb from a person: "creators launch campaigns"
+                elif base in dm.NEUTRAL_VERBS:
+                    continue
+                elif dm.is_person(s) and not dm.is_person(obj):
+                    self._link(obj, s, "many-to-one")  # any other verb from a person: "landlords own buildings"
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
 
@@ -407,7 +439,7 @@ class Clauses(ReaderBase):
     def _item(self, owner: str, np: Chunk, values: list[str], flags: set[str]) -> None:
         head = np.head
         target = self._known(np)
-        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities
+        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities.keys() | self.vocab
         if role_word or target is None and head in dm.PERSONS and not np.mods:
             person = self._person(np)
             if person and person != owner:

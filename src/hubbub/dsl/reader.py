@@ -57,6 +57,8 @@ class ReaderBase:
         self.created: set[str] = set()
         self.vocab: set[str] = set()
         self.weak: list[str] = []
+        self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
+        self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
         # Per sentence: chunks already read, the running subject, the last objects, role aliases.
         self.consumed: set[int] = set()
         self.subject: list[str] = []
@@ -107,7 +109,13 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
-        sents = [chunk(s) for s in sentences(text)][:300]
+        texts = sentences(text)[:300]
+        sents = [chunk(s) for s in texts]
+        compounds = _compounds(sents)
+        if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
+            sents = [chunk(s, compounds) for s in texts]
+        self.sents = sents
+        self.things = _things(sents)
         for cs in sents:
             for c in cs:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
@@ -122,6 +130,10 @@ class ReaderBase:
             for name in self.weak:
                 self._entity(name)
         self._defaults()
+        self._orphans()
+
+    def _orphans(self) -> None:
+        """Links for what the message left unlinked (``structure.Structure``)."""
 
     def _vocabulary(self, sents: list[list[Chunk]]) -> set[str]:
         """Entity names this message is likely to use: plurals and ``each X`` that are not field words."""
@@ -130,7 +142,8 @@ class ReaderBase:
             for c in cs:
                 if c.kind != "NP":
                     continue
-                if c.plural and c.words[-1] not in dm.PLURAL_FIELDS or {"each", "every"} & set(c.det):
+                if c.plural and (c.words[-1] not in dm.PLURAL_FIELDS or c.head in self.things) \
+                        or {"each", "every"} & set(c.det):
                     name = self._name(c)
                     if name:
                         vocab.add(name)
@@ -158,6 +171,8 @@ class ReaderBase:
         if not ws:
             return None
         head = singular(ws[-1])
+        if len(ws) >= 2 and f"{singular(ws[-2])}_{head}" in self.things:
+            return pascal(f"{ws[-2]} {head}")  # "shooting days": a day is no entity, a shooting day is
         if len(ws) >= 2:
             pair = f"{singular(ws[-2])}_{head}"
             modifier = singular(ws[-2])
@@ -168,7 +183,8 @@ class ReaderBase:
             return pascal(head)
         if head in ("people", "person", "everyone", "users") or head == "user":
             return "User" if "Person" not in self.dsl.entities else "Person"
-        if head in dm.NON_ENTITIES or head in dm.APP_WORDS or head in dm.MASS_NOUNS or len(head) < 2:
+        if (head in dm.NON_ENTITIES or head in dm.APP_WORDS) and head not in self.things \
+                or head in dm.MASS_NOUNS or len(head) < 2:
             return None
         if not head.isalpha():
             return None
@@ -205,11 +221,11 @@ class ReaderBase:
         role ("assignee", "owner") the app's person entity, created as ``User`` when there is none."""
         if np.head in self.aliases:
             return self.aliases[np.head]
-        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities
+        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities.keys() | self.vocab
         own = None if role_word else self._known(np)
         if own:
             return own
-        if np.head in dm.ROLES or role:
+        if np.head in dm.ROLES or role and dm.is_person(np.head):
             known = set(self.dsl.entities) | self.vocab
             for cand in ("user", "member", "employee", "customer", "person"):
                 if pascal(cand) in known:
@@ -275,6 +291,43 @@ class ReaderBase:
                         and parent.lower() in dm.PERSONS else None
                     self._link(name, parent, "many-to-one", role, how="inferred")
 
+
+
+def _things(sents: list[list[Chunk]]) -> set[str]:
+    """Words that are usually not data but are here: an app word in the plural ("members borrow *tools*"),
+    a meta word in the plural where an entity stands (subject, object, a listed item: "the *parts* used"),
+    and the two-word names such a word makes ("*shooting days*"): ``part``, ``shooting_day``."""
+    out: set[str] = set()
+    for cs in sents:
+        listing = False
+        for k, c in enumerate(cs):
+            listing = listing or c.text == "->" or c.text == ":" and k == 1  # "Cinema: films, screens, ..."
+            if c.kind != "NP" or not c.plural:
+                continue
+            head = c.head
+            if head in dm.APP_WORDS:
+                out.add(head)
+                continue
+            placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
+                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
+            if not placed or head not in dm.NON_ENTITIES:
+                continue
+            modifier = singular(c.words[-2]) if len(c.words) >= 2 else ""
+            if modifier.isalpha() and modifier not in dm.NON_ENTITIES | dm.APP_WORDS | dm.MASS_NOUNS:
+                out.add(f"{modifier}_{head}")
+            elif head in dm.SOFT_NON_ENTITIES:
+                out.add(head)
+    return out
+
+
+def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
+    """Two-word names a message uses in the plural ("repair orders", "meeting rooms"): ``repair_order``."""
+    out = set()
+    for cs in sents:
+        for c in cs:
+            if c.kind == "NP" and len(c.words) >= 2 and c.plural and c.words[-2].isalpha():
+                out.add(f"{singular(c.words[-2])}_{singular(c.words[-1])}")
+    return frozenset(out)
 
 
 def modifier_name(np: Chunk, target: str) -> str | None:
