@@ -22,6 +22,7 @@ from hubbub.dsl.text import camel, pascal, singular, words
 
 
 PARTICLES = frozenset("out up off in down".split())
+OBJECT_PREPS = frozenset("for on about at in to from with between against of".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
@@ -49,6 +50,7 @@ class Clauses(ReaderBase):
             return
         self.consumed = set()
         self.subject = []
+        self.singular_subject = False
         self.last_object = []
         self.aliases = {}
         self._appositive(cs)
@@ -199,6 +201,7 @@ class Clauses(ReaderBase):
             names = [n for n in (self._name(np) for np in nps) if n]
             for idx in range(m, j + 1):
                 self.consumed.add(idx)
+            self.singular_subject = all(not np.plural and bool(np.det) for np in nps)
             return names, negated, True
         if j >= 0 and cs[j].kind == "PRON":
             return [], negated, True
@@ -222,6 +225,9 @@ class Clauses(ReaderBase):
                 and cs[k + 1].kind == "PREP" and cs[k + 1].text in PASSIVE_PREPS:
             name = self._name(cs[k - 1])  # "bags sold to cafes", "tracks recorded in a session": a passive
             return self._passive(cs, k, [name] if name else [])
+        elif v.kind == "VERB" and _participle(v.text) and k > 0 and cs[k - 1].kind == "CONJ" and self.subject \
+                and k + 1 < len(cs) and cs[k + 1].text == "by":
+            return self._passive(cs, k, list(self.subject))  # "... are grouped into categories and written by authors"
         else:
             subject, negated, _ = self._subject(cs, k)
         for name in subject:
@@ -267,13 +273,16 @@ class Clauses(ReaderBase):
             if n < len(cs) and cs[n].kind == "PREP":
                 n += 1
             nps, end = self._np_list(cs, n)
-            self._links_to(subject, nps, negated, self._spans(cs, n, end))
+            self._links_to(subject, nps, negated, self._spans(cs, n, end), base)
             self.consumed |= set(range(n - 1, end))
             return self._with(cs, end, subject)
+        joins = False
         if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
             n += 1
-        elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind == "NP" and not cs[n + 1].det \
-                and (cs[n].text != "in" or cs[n + 1].plural):
+            joins = True  # "volunteers register for shifts": they pair up, nothing is made
+        elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind in ("NP", "DET") \
+                and (cs[n].text != "in" or cs[n + 1].plural and not cs[n + 1].det or (base, "in") in dm.PHRASAL):
+            base = dm.PHRASAL.get((base, cs[n].text), base)
             n += 1  # a phrasal verb's particle: "customers bring in devices", "researchers check out samples"
         elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
                                                             and cs[n + 1].kind in ("NP", "DET") and cs[n + 1].det):
@@ -282,12 +291,42 @@ class Clauses(ReaderBase):
             self.consumed |= set(range(n, end))
             return self._with(cs, end, subject)
         nps, end = self._np_list(cs, n)
-        self._verb(base, subject, nps, negated)
+        self._verb(base, subject, nps, negated, joins)
         if nps:
             self.consumed |= set(range(n, end))
             self.last_object = [x for x in (self._name(np) for np in nps) if x]
         end = self._with(cs, end, (self.last_object if nps else subject))
+        if nps and not negated:
+            end = self._object_places(cs, end, subject, nps, base)
         return end
+
+    def _object_places(self, cs: list[Chunk], i: int, subject: list[str], nps: list[Chunk], base: str) -> int:
+        """What the object is for, about or at ("tenants sign leases *for units*", "clients book appointments
+        with a stylist *for a service*"): the object is linked to each, when it is what the subject made or
+        did (an event, or the subject's own); else the subject is ("a screening shows a film *on a screen*")."""
+        objects = [x for x in (self._name(np) for np in nps) if x and x in self.dsl.entities]
+        if not objects:
+            return i
+        owned = [o for o in objects if any(mg.linked(self.dsl, o, s) for s in subject)
+                 and not any(r.source in subject and r.target == o and r.type == "many-to-one"
+                             for r in self.dsl.relationships)]
+        holders = owned or [s for s in subject if s in self.dsl.entities and self.singular_subject
+                            and not dm.is_person(s) and base not in dm.NEUTRAL_VERBS]
+        j = i
+        while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j].text in OBJECT_PREPS:
+            places, end = self._np_list(cs, j + 1)
+            if not places:
+                break
+            for np in places:
+                target = self._known(np)
+                if target is None and not np.plural and np.det and self._name(np) in self.candidates:
+                    target = self._name(np)
+                for holder in holders:
+                    if target and target != holder and not mg.linked(self.dsl, holder, target):
+                        self._link(holder, target, "many-to-many" if np.explicit_many else "many-to-one")
+            self.consumed |= set(range(j, end))
+            j = end
+        return j
 
     def _who(self, cs: list[Chunk], i: int, owners: list[str]) -> int:
         """"... and who edited it": a person link named for the doer (``editor``)."""
@@ -326,7 +365,7 @@ class Clauses(ReaderBase):
                     _, end = self._items(cs, m + 1, subject, False)
                 return end
             role = dm.VERB_ROLES.get(base) if prep == "by" or base == "assign" else None
-            divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken", "grouped", "organized")
+            divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken")
             for name in subject:
                 for np in nps:
                     target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
@@ -334,6 +373,13 @@ class Clauses(ReaderBase):
                         continue
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
+                        continue
+                    if prep in ("to", "for") and dm.is_person(name) and not dm.is_person(target) \
+                            and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
+                        self._link(target, name, "many-to-many" if np.explicit_many else "many-to-one")
+                        continue
+                    if prep in ("to", "into") and base in dm.JOIN_VERBS and dm.is_person(name):
+                        self._link(name, target, "many-to-many")  # "members are added to boards"
                         continue
                     many = np.explicit_many
                     self._link(name, target, "many-to-many" if many else "many-to-one",
@@ -346,17 +392,19 @@ class Clauses(ReaderBase):
         return self._with(cs, end, subject)
 
     def _links_to(self, subject: list[str], nps: list[Chunk], negated: bool,
-                  spans: list[tuple[list[str], set[str], set[str]]]) -> None:
+                  spans: list[tuple[list[str], set[str], set[str]]], base: str = "") -> None:
         for name in subject:
             for np, (_, flags, adv) in zip(nps, spans):
                 target = self._target(np)
                 if not target or negated:
                     continue
                 optional = "optional" in flags | adv
-                self._link(name, target, "many-to-many" if np.explicit_many else "many-to-one",
+                # "students belong to classes": people in groups, both sides many (not "to a team")
+                member = base in dm.JOIN_VERBS and dm.is_person(name) and np.plural and not np.det
+                self._link(name, target, "many-to-many" if np.explicit_many or member else "many-to-one",
                            modifier_name(np, target), required=not optional)
 
-    def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool) -> None:
+    def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool, joins: bool = False) -> None:
         objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]
         for name, np in objects:
             if np.plural or np.explicit_many or name in self.vocab or name in self.dsl.entities:
@@ -380,6 +428,10 @@ class Clauses(ReaderBase):
                 elif assoc:
                     self._link(assoc, s, "many-to-one")
                     self._link(assoc, obj, "many-to-one")
+                elif base in dm.BECOME_VERBS:
+                    self._link(obj, s, "many-to-one")  # "a quote becomes a job": the job comes from the quote
+                elif joins and not dm.is_event(obj):
+                    self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):
@@ -392,6 +444,8 @@ class Clauses(ReaderBase):
                     self._link(obj, s, "many-to-one")  # any other verb from a person: "landlords own buildings"
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
+                elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
+                    self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
 
     # -- field lists ---------------------------------------------------------------
 

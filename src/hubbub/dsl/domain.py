@@ -51,7 +51,7 @@ NON_ENTITIES = _set(
 )
 # Meta words that are data where an entity stands, in the plural ("the parts used", "buildings have units").
 SOFT_NON_ENTITIES = _set("part unit version screen case model form change update problem goal feature idea page "
-                         "level type point step")
+                         "level type point step lot")
 
 PERSONS = _set(
     "user member customer author writer student teacher instructor patient doctor employee agent guest client "
@@ -60,7 +60,7 @@ PERSONS = _set(
     "child coach trainer athlete musician photographer participant applicant traveler traveller passenger "
     "rider donor recruiter editor moderator reviewer organizer organiser nurse therapist lawyer worker "
     "courier shopper learner tutor mentor developer designer follower fan viewer creator backer vet "
-    "respondent borrower renter bidder voter owner"
+    "respondent borrower renter bidder voter owner friend colleague"
 )
 # Role nouns that name a person's part in something, not a kind of person:
 # "each task has an assignee" links Task to the person entity, named "assignee".
@@ -164,7 +164,7 @@ FIELDS: dict[str, FieldSpec] = {
 _ENUM_REQUIRED = _set("status state stage priority role")
 PLURAL_FIELDS = _set(
     "sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
-    "notes instructions details settings preferences specs requirements directions units lyrics"
+    "notes instructions details settings preferences specs requirements directions units lyrics dates"
 )
 
 ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
@@ -431,6 +431,17 @@ SYMMETRIC_VERBS = _set(
     "join follow attend enroll enrol register subscribe share like tag play use install visit cite "
     "co-author coauthor meet sponsor support speak teach learn study favorite bookmark star watch"
 )
+# Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
+PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
+# Verbs that make someone a member ("members are added to boards", "students belong to classes").
+JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit")
+# "a quote becomes a job": the job comes from the quote.
+BECOME_VERBS = _set("become turn convert")
+# Phrasal verbs, as the verb they mean: "check out samples" is borrowing them.
+PHRASAL = {("check", "out"): "borrow", ("sign", "up"): "register", ("pick", "up"): "collect",
+           ("drop", "off"): "deliver", ("fill", "out"): "submit", ("hand", "in"): "submit",
+           ("look", "up"): "find", ("set", "up"): "create", ("result", "in"): "produce",
+           ("bring", "in"): "bring", ("take", "out"): "borrow", ("log", "in"): "visit"}
 UNIQUE_GOODS = _set("ticket seat license licence voucher gift_card subscription pass")
 VERB_ROLES = {"write": "author", "author": "author", "own": "owner", "assign": "assignee", "host": "host",
               "organize": "organizer", "organise": "organizer", "report": "reporter"}

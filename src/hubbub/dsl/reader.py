@@ -63,6 +63,7 @@ class ReaderBase:
         self.consumed: set[int] = set()
         self.subject: list[str] = []
         self.last_object: list[str] = []
+        self.singular_subject = False  # the running subject was named in the singular ("a screening")
         self.aliases: dict[str, str] = {}
 
     # -- bookkeeping -------------------------------------------------------------
@@ -225,7 +226,7 @@ class ReaderBase:
         own = None if role_word else self._known(np)
         if own:
             return own
-        if np.head in dm.ROLES or role and dm.is_person(np.head):
+        if np.head in dm.ROLES or role and np.head == role:  # a role ("assignee"), or the doer of a verb ("editor")
             known = set(self.dsl.entities) | self.vocab
             for cand in ("user", "member", "employee", "customer", "person"):
                 if pascal(cand) in known:
