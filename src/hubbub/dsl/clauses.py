@@ -63,13 +63,21 @@ class Clauses(ReaderBase):
             return  # "looks good, let's build it" changes nothing
         start = self._intro(cs, first)
         if start == 0:
-            start = self._listing(cs)
+            start = self._listing(cs, first)
+        self._chain(cs)
         i = start
         while i < len(cs):
             c = cs[i]
             if c.kind in ("HAVE", "VERB", "AUX") and i not in self.consumed:
                 i = self._predicate(cs, i)
                 continue
+            if c.text in (":", "=") and i > 0 and cs[i - 1].kind == "NP" and i + 1 < len(cs):
+                owner = self._known(cs[i - 1]) or (self._name(cs[i - 1]) if c.text == "=" else None)
+                if owner:  # "feedings: which animal, what food", "a score = judge + project + points"
+                    self._entity(owner)
+                    self._spelled_out(cs[i + 1:], owner)
+                    self.consumed |= set(range(i - 1, len(cs)))
+                    break
             if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
                 owner = self._known(c)  # "tasks with a title and a due date"
                 if owner:
@@ -79,14 +87,33 @@ class Clauses(ReaderBase):
             i += 1
         self._prepositions(cs)
 
-    def _listing(self, cs: list[Chunk]) -> int:
-        """A bare list of plural nouns ("Books and readers.") or one after a colon: entities."""
+    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
+        """The items of one entity written out after ``:`` or ``=``: fields, or links where they name one."""
+        items = [c for c in rest if not (c.kind in ("REL", "PRON") and c.text in ("which", "what", "whose", "how"))]
+        consumed, self.consumed = self.consumed, set()
+        try:
+            self._items(items, 0, [owner], False)
+        finally:
+            self.consumed = consumed
+
+    def _chain(self, cs: list[Chunk]) -> None:
+        """"quizzes -> questions -> choices": each is made of the next."""
+        for k in range(1, len(cs) - 1):
+            if cs[k].text == "->" and cs[k - 1].kind == "NP" and cs[k + 1].kind == "NP":
+                whole, part = self._name(cs[k - 1]), self._name(cs[k + 1])
+                if whole and part and whole != part:
+                    self._link(part, whole, "many-to-one")
+                    self.consumed |= {k - 1, k, k + 1}
+
+    def _listing(self, cs: list[Chunk], first: bool = True) -> int:
+        """A bare list of plural nouns ("Books and readers.", a list item "- stylists") or one after a
+        colon: entities."""
         for k, c in enumerate(cs):
             if c.text == ":" or k == 0:
                 j = k + 1 if c.text == ":" else 0
                 nps, end = self._np_list(cs, j)
                 plural = [np for np in nps if np.plural]
-                if len(plural) >= (1 if c.text == ":" else 2) and end == len(cs):
+                if len(plural) >= (1 if c.text == ":" or not first else 2) and end == len(cs):
                     for np in plural:
                         name = self._name(np)
                         if name:
@@ -164,9 +191,9 @@ class Clauses(ReaderBase):
             if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS:
                 out[-1] = cs[i + 1]
                 i += 2
-            if i < len(cs) and cs[i].text in (",", "and", "or", "/"):
+            if i < len(cs) and cs[i].text in (",", "and", "or", "/", "+"):
                 j = i
-                while j < len(cs) and cs[j].text in (",", "and", "or", "/"):
+                while j < len(cs) and cs[j].text in (",", "and", "or", "/", "+"):
                     j += 1
                 if j < len(cs) and cs[j].kind in ("NP", "ADV", "DET") and not self._starts_clause(cs, j):
                     i = j
@@ -268,7 +295,10 @@ class Clauses(ReaderBase):
                     return self._with(cs, end, [owned])
             linked = [x for x in (self._known(np) for np in nps) if x and x not in subject]
             end = self._who(cs, end, subject)
-            return self._with(cs, end, linked[-1:] or subject)
+            end = self._with(cs, end, linked[-1:] or subject)
+            if linked and not negated:  # "tournaments contain matches between two teams"
+                end = self._object_places(cs, end, subject, [np for np in nps if self._known(np) in linked], base)
+            return end
         if base in LOCATE_VERBS:
             if n < len(cs) and cs[n].kind == "PREP":
                 n += 1
@@ -430,10 +460,12 @@ class Clauses(ReaderBase):
                     self._link(assoc, obj, "many-to-one")
                 elif base in dm.BECOME_VERBS:
                     self._link(obj, s, "many-to-one")  # "a quote becomes a job": the job comes from the quote
-                elif joins and not dm.is_event(obj):
+                elif joins:
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
+                elif base in dm.SYMMETRIC_VERBS and "one" not in np.det:
+                    self._link(s, obj, "many-to-many")  # "travelers share trips", "people join groups"
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):
                     self._link(obj, s, "many-to-one")  # "clients book appointments": a record of what they did
                 elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS or base in dm.SYMMETRIC_VERBS:
@@ -493,7 +525,7 @@ class Clauses(ReaderBase):
     def _item(self, owner: str, np: Chunk, values: list[str], flags: set[str]) -> None:
         head = np.head
         target = self._known(np)
-        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities.keys() | self.vocab
+        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities.keys() | self.actors
         if role_word or target is None and head in dm.PERSONS and not np.mods:
             person = self._person(np)
             if person and person != owner:
@@ -508,10 +540,13 @@ class Clauses(ReaderBase):
             pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
             kb = dm.KB.get(" ".join(words(target)))
             child = kb is not None and any(" ".join(words(owner)) in slot for slot in kb.parents)
+            if (np.many or np.plural) and any({r.source, r.target} == {owner, target} and r.type == "many-to-many"
+                                              for r in self.dsl.relationships):
+                return  # already many each way ("travelers share trips with friends")
             if np.many or np.plural:
                 shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
                              and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
-                if head in dm.LABELS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
+                if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:
                     self._link(target, owner, "many-to-one")

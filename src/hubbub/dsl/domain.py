@@ -62,6 +62,8 @@ PERSONS = _set(
     "courier shopper learner tutor mentor developer designer follower fan viewer creator backer vet "
     "respondent borrower renter bidder voter owner friend colleague"
 )
+# People named by their relation to another person: the app's own people ("share a trip with friends").
+PEERS = _set("friend colleague peer other others someone somebody everybody anyone")
 # Role nouns that name a person's part in something, not a kind of person:
 # "each task has an assignee" links Task to the person entity, named "assignee".
 ROLES = _set(
@@ -402,6 +404,8 @@ MANY_TO_MANY = {
     ).split()
     if "?" not in p
 }
+# People a thing has as members: each of them can be in many ("clubs have members").
+MEMBERS = _set("member subscriber participant follower")
 LABELS = _set("tag label genre skill badge keyword topic category_")
 
 # How a verb links its subject (s) and object (o).
@@ -491,7 +495,7 @@ EVENTS = _set(
     "pickup trip ride attempt result score reading measurement scan sighting observation inspection feeding "
     "planting harvest entry log record check_in checkin attendance assignment lease contract invoice quote "
     "estimate play game match completion response answer signup sign_up follow membership meeting "
-    "interview audition performance screening hearing consultation treatment vaccination dose shift "
+    "interview audition performance screening hearing consultation treatment vaccination dose "
     "booking_request move transfer swap trade exchange"
 )
 _EVENT_SUFFIXES = ("ment", "tion", "sion", "ance", "ence", "ing", "al", "ure")

@@ -59,6 +59,7 @@ class ReaderBase:
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
+        self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
         # Per sentence: chunks already read, the running subject, the last objects, role aliases.
         self.consumed: set[int] = set()
         self.subject: list[str] = []
@@ -117,6 +118,9 @@ class ReaderBase:
             sents = [chunk(s, compounds) for s in texts]
         self.sents = sents
         self.things = _things(sents)
+        self.actors = {pascal(c.head) for cs in sents for k, c in enumerate(cs) if c.kind == "NP" and c.plural
+                       and (k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL")
+                            or k > 0 and cs[k - 1].text == "by")}
         for cs in sents:
             for c in cs:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
@@ -184,6 +188,9 @@ class ReaderBase:
             return pascal(head)
         if head in ("people", "person", "everyone", "users") or head == "user":
             return "User" if "Person" not in self.dsl.entities else "Person"
+        if head in dm.PEERS:  # "with friends": the app's people, whatever it calls them
+            people = [e for e in self.dsl.entities if dm.is_person(e)]
+            return people[0] if people else "User"
         if (head in dm.NON_ENTITIES or head in dm.APP_WORDS) and head not in self.things \
                 or head in dm.MASS_NOUNS or len(head) < 2:
             return None
@@ -222,7 +229,7 @@ class ReaderBase:
         role ("assignee", "owner") the app's person entity, created as ``User`` when there is none."""
         if np.head in self.aliases:
             return self.aliases[np.head]
-        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities.keys() | self.vocab
+        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities.keys() | self.actors
         own = None if role_word else self._known(np)
         if own:
             return own

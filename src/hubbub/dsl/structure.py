@@ -4,6 +4,9 @@
 patterns (``clauses.py``) found nothing, these rules still say something,
 because they hold across domains:
 
+* **a record left unlinked** ("each checkout" after "members borrow tools") is the
+  join entity of the one many-to-many between a person and a thing: it links
+  both, in place of the many-to-many;
 * **an entity left unlinked** gets its most plausible parent, marked *inferred*
   (half the support of a stated one in ``phase.confidence``): the entity named
   nearest to it where the user mentioned it (the same sentence), else the
@@ -17,6 +20,7 @@ because they hold across domains:
 from __future__ import annotations
 
 from hubbub.dsl import domain as dm
+from hubbub.dsl import merge as mg
 from hubbub.dsl.reader import ReaderBase
 
 
@@ -29,6 +33,9 @@ class Structure(ReaderBase):
             return
         linked = {r.source for r in self.dsl.relationships} | {r.target for r in self.dsl.relationships}
         for name in [n for n in self.dsl.entities if n in self.created and n not in linked]:
+            if dm.is_event(name) and self._join(name):
+                linked.add(name)
+                continue
             other = self._nearest(name) or self._hub(name)
             if other is None:
                 continue
@@ -38,6 +45,20 @@ class Structure(ReaderBase):
                 child, parent = other, name
             self._link(child, parent, "many-to-one", how="inferred")
             linked |= {child, parent}
+
+    def _join(self, event: str) -> bool:
+        """An unlinked record of something done is the join of the many-to-many that says who did it to
+        what ("members borrow tools" + "each checkout ...": a checkout links a member and a tool)."""
+        pairs = [r for r in self.dsl.relationships if r.type == "many-to-many" and r.source != r.target
+                 and not dm.is_event(r.source) and not dm.is_event(r.target)
+                 and (dm.is_person(r.source) or dm.is_person(r.target))]
+        if len(pairs) != 1:
+            return False
+        rel = pairs[0]
+        mg.drop_relationships(self.dsl, rel.source, rel.target)
+        self._link(event, rel.source, "many-to-one", how="inferred")
+        self._link(event, rel.target, "many-to-one", how="inferred")
+        return True
 
     def _nearest(self, name: str) -> str | None:
         """The entity named closest to a mention of ``name`` in one sentence (earlier ones first)."""
