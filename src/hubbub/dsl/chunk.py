@@ -103,6 +103,8 @@ def _tag(word: str) -> str:
         return "VERB"
     if word in lx.AMBIGUOUS:
         return "AMB"
+    if word.endswith("ly") and len(word) > 5 and word not in lx.NOT_ADVERBS:
+        return "ADV"  # "every pairing meets regularly"
     return "NOUN"
 
 
@@ -151,6 +153,9 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
     if prev in ("START", "CONJ", "PUNCT"):
         if prev == "CONJ" and nxt_w in ("it", "them", "him", "her"):
             return "VERB"  # "... and records it"
+        if prev_w in (",", "and", "then") and nxt_w in ("the", "a", "an", "each", "every", "their", "its") \
+                and "VERB" in tags[:i]:
+            return "VERB"  # "a mechanic picks up the work order, logs the hours ...": a verb with its object
         if object_next and not plural_form:
             return "VERB"
         return "NOUN"

@@ -349,8 +349,10 @@ class Clauses(ReaderBase):
                 break
             for np in places:
                 target = self._known(np)
-                if target is None and not np.plural and np.det and self._name(np) in self.candidates:
-                    target = self._name(np)
+                if target is None and not np.plural and np.det and (
+                        self._name(np) in self.candidates
+                        or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS):
+                    target = self._name(np)  # what a record is of: "tickets for a seat at a concert"
                 for holder in holders:
                     if target and target != holder and not mg.linked(self.dsl, holder, target):
                         self._link(holder, target, "many-to-many" if np.explicit_many else "many-to-one")
@@ -390,6 +392,18 @@ class Clauses(ReaderBase):
         while m < len(cs) and cs[m].kind == "PREP":  # "is driven by one driver in one vehicle"
             prep = cs[m].text
             nps, end = self._np_list(cs, m + 1)
+            if not nps and m + 1 < len(cs) and cs[m + 1].text in ("it", "them") and self.last_object:
+                nps, end = [Chunk("NP", o, [o.lower()]) for o in self.last_object], m + 2  # "is assigned to it"
+            if prep == "with" and nps and all(dm.is_person(n) for n in subject) \
+                    and all(dm.is_person(np.head) for np in nps):  # "mentors are matched with mentees"
+                for name in subject:
+                    for np in nps:
+                        other = self._name(np)
+                        if other and other != name:
+                            self._link(name, other, "many-to-many")
+                self.consumed |= set(range(m, end))
+                m = end
+                continue
             if prep == "with" or not nps:
                 if prep == "with":
                     _, end = self._items(cs, m + 1, subject, False)

@@ -56,6 +56,9 @@ ADJECTIVES = _set(
     "scheduled due usual initial final typical standard regular responsible eligible unavailable"
 )
 NUMBERS = _set("zero one two three four five six seven eight nine ten hundred thousand")
+# Words ending in -ly that are not adverbs.
+NOT_ADVERBS = _set("family supply reply assembly rally ally belly jelly bully butterfly monopoly anomaly "
+                   "italy july apply comply multiply")
 RELATIVES = _set("that which who whose where when how why")
 
 # Verbs (base forms). Inflections are generated below.
@@ -85,7 +88,7 @@ VERBS = _set(
     "postpone allocate delegate employ recruit interview supervise oversee carry transport supply source "
     "attach embed unsubscribe block mute ban moderate revise translate summarize illustrate code deploy "
     "release launch monitor audit certify license graduate assess evaluate judge referee officiate bake "
-    "prepare drink bottle age co-author coauthor cover fix match own look stand"
+    "prepare drink bottle age co-author coauthor cover fix match own look stand favourite pair"
 )
 # Words that are nouns as often as verbs in app descriptions.
 AMBIGUOUS = _set(

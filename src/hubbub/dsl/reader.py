@@ -24,7 +24,7 @@ HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", 
 LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference", "link", "point", "report", "stay", "go"}
 LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
 FLAGS = {"unique", "optional", "required", "mandatory"}
-PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within"}
+PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within", "about"}
 
 _ACCEPT = re.compile(
     r"\b(looks? (good|great|fine|perfect|right|correct|ok(ay)?)|that'?s (it|all|everything|perfect|great|good|fine|right)"
@@ -155,6 +155,11 @@ class ReaderBase:
             for k in range(len(cs) - 1):  # "a budget per category": one per instance of an entity
                 if cs[k].kind == "NP" and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
                     name = self._name(cs[k])  # "a reservation stores the plate number"
+                    if name:
+                        vocab.add(name)
+                elif cs[k].kind == "NP" and cs[k].det and cs[k + 1].kind == "VERB" and not cs[k + 1].text.endswith("ing") \
+                        and cs[k].head not in dm.FIELDS and dm.is_person(cs[k].head):
+                    name = self._name(cs[k])  # "the operator files a work order": whoever acts is someone to store
                     if name:
                         vocab.add(name)
                 if cs[k].text == "per" and cs[k + 1].kind == "NP":
@@ -306,6 +311,8 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
     a meta word in the plural where an entity stands (subject, object, a listed item: "the *parts* used"),
     and the two-word names such a word makes ("*shooting days*"): ``part``, ``shooting_day``."""
     out: set[str] = set()
+    singles = {c.words[0] for cs in sents for c in cs if c.kind == "NP" and len(c.words) == 1 and not c.plural
+               and {"a", "an", "the", "each", "every", "that", "this"} & set(c.det)}
     for cs in sents:
         listing = False
         for k, c in enumerate(cs):
@@ -318,6 +325,11 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 continue
             placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
                 or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
+            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" or k + 1 < len(cs)
+                                                    and cs[k + 1].kind in ("VERB", "MODAL", "AUX", "HAVE")
+                                                    or head in singles):
+                out.add(head)  # "artists perform sets", "sections have seats" + "a seat": not a count
+                continue
             if not placed or head not in dm.NON_ENTITIES:
                 continue
             modifier = singular(c.words[-2]) if len(c.words) >= 2 else ""
