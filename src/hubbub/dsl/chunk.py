@@ -250,6 +250,8 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
             bare = prev == 0 or tags[prev - 1] not in ("DET", "QUANT", "NUM", "ADJ", "NOUN", "PREP")
             if (known or (tag == "NOUN" and bare and len(word) > 2)) and (tag == "NOUN" or known):
                 tags[i] = "VERB"
+        elif tag == "ADJ" and prev_tag == "MODAL" and lx.verb_base(word) is not None:
+            tags[i] = "VERB"  # "attendees can favourite sets"
         elif tag == "VERB" and prev_tag in ("START", "CONJ", "PUNCT") and is_plural(word) \
                 and nxt in ("AUX", "MODAL", "HAVE"):
             tags[i] = "NOUN"

@@ -180,8 +180,8 @@ class Clauses(ReaderBase):
                 i += 1
             if i >= len(cs) or cs[i].kind != "NP":
                 break
-            if out and self._starts_clause(cs, i):
-                break
+            if (out or cs[i].det and not cs[i].plural) and self._starts_clause(cs, i):
+                break  # "when something breaks the customer opens a claim": a new clause, not an object
             out.append(cs[i])
             i += 1
             if i < len(cs) and cs[i].text == "(":
@@ -208,7 +208,8 @@ class Clauses(ReaderBase):
             j += 2
         while j < len(cs) and cs[j].kind in ("MODAL", "ADV", "NEG"):
             j += 1
-        return j < len(cs) and cs[j].kind in ("HAVE", "VERB", "AUX") and cs[i].kind == "NP"
+        return j < len(cs) and cs[j].kind in ("HAVE", "VERB", "AUX") and cs[i].kind == "NP" \
+            and not (cs[j].kind == "VERB" and cs[j].text.endswith(("ing", "ed")) and j == i + 1)
 
     def _subject(self, cs: list[Chunk], k: int) -> tuple[list[str], bool, bool]:
         """Who does the verb at ``k``: (entities, negated, explicit)."""

@@ -489,7 +489,7 @@ NOT_AGENTS = _set(
 )
 # Records of something done: they link to who did it and to what it was done to.
 EVENTS = _set(
-    "booking reservation order rental loan checkout appointment session visit enrollment enrolment "
+    "booking reservation order rental loan checkout appointment session visit enrollment enrolment ticket "
     "registration subscription application submission request claim report review rating vote like comment "
     "reply message payment donation pledge bid offer purchase sale transaction transfer shipment delivery "
     "pickup trip ride attempt result score reading measurement scan sighting observation inspection feeding "

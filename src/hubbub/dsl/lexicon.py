@@ -88,7 +88,28 @@ VERBS = _set(
     "postpone allocate delegate employ recruit interview supervise oversee carry transport supply source "
     "attach embed unsubscribe block mute ban moderate revise translate summarize illustrate code deploy "
     "release launch monitor audit certify license graduate assess evaluate judge referee officiate bake "
-    "prepare drink bottle age co-author coauthor cover fix match own look stand favourite pair"
+    "prepare drink bottle age co-author coauthor cover fix match own look stand favourite pair "
+    "achieve admit advise afford agree announce appear appoint argue assist assume attract avoid begin "
+    "believe bend bind blow boil bother breathe burn calculate celebrate chase combine compare complain "
+    "concentrate conclude conduct consider construct consult continue contribute convince decide declare "
+    "decorate defeat defend define deny depend deserve destroy detect determine develop die differ dig "
+    "disagree disappear discover discuss dislike distribute divide download drag educate eliminate emerge "
+    "enable encourage enforce engage enhance enjoy ensure equip escape establish exceed exist expand "
+    "expect explain explore express extend fail feel fetch fit fold forbid forgive freeze gain govern "
+    "grab greet guarantee guess hang hate hear hide hit hope hunt hurry hurt identify ignore imagine "
+    "implement impose improve indicate influence inform inherit injure insist intend interact interpret "
+    "interrupt introduce invent invest investigate involve jump kick kill kiss knock laugh lean lift "
+    "locate marry melt modify negotiate notice obtain participate persuade possess pour practise pray "
+    "predict preserve prevent proceed promise promote pronounce protect prove pull punish push qualify "
+    "quit reach react realise realize recognise recognize recover reduce refer reflect refuse regard "
+    "relax rely remain remember renew repeat rescue resign resist resolve restore restrict retire reveal "
+    "rise sail seek seem separate settle shake shine shoot shut sing sink sleep slip smell solve speak "
+    "spread stay stick strike succeed suffer suppose surround survive suspect thank throw transform try "
+    "understand undertake unite urge vary wait wake warn wear welcome wonder worry wrap break file "
+    "catalog catalogue act attempt bet bite cause control crash cut damage dance delay demand doubt dream "
+    "dress experience fall fight focus force grade grant guard guide heat highlight increase issue lead "
+    "load limit paint pass permit progress race request research result reward risk shop ski smile switch "
+    "talk taste tour upgrade wish score break file catalog base care"
 )
 # Words that are nouns as often as verbs in app descriptions.
 AMBIGUOUS = _set(
@@ -104,9 +125,14 @@ AMBIGUOUS = _set(
     "estimate exchange feed fill fix flag fund harvest hike interview judge label launch license loan lock "
     "mentor pack park plant pledge poll print produce quote rank referee refund release repair scan source "
     "spot supply survey swap tally test text train treat tutor walk wash water code stream study practice "
-    "look stand"
+    "look stand "
+    "act attempt bet bite cause control crash cut damage dance delay demand doubt dream dress experience "
+    "fall fight focus force grade grant guard guide heat highlight increase issue lead load limit paint "
+    "pass permit progress race request research result reward risk shop ski smile switch talk taste tour "
+    "upgrade wish score break file catalog base care"
 )
 _IRREGULAR_FORMS = {
+    "favourite": "favorite", "favourites": "favorite", "favourited": "favorite", "favouriting": "favorite",
     "wrote": "write", "written": "write", "made": "make", "took": "take", "taken": "take", "gave": "give",
     "given": "give", "bought": "buy", "sold": "sell", "held": "hold", "kept": "keep", "left": "leave",
     "paid": "pay", "sent": "send", "ran": "run", "saw": "see", "seen": "see", "chose": "choose",
