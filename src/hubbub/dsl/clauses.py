@@ -28,6 +28,10 @@ _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run 
                          "brought lent put set told led read split known grown drawn shown".split())
 
 
+def _each_other(cs: list[Chunk], i: int) -> bool:
+    return i + 1 < len(cs) and (cs[i].text, cs[i + 1].text) in (("each", "other"), ("one", "another"))
+
+
 def _participle(word: str) -> bool:
     return word.endswith("ed") or word in _PARTICIPLES
 
@@ -307,6 +311,10 @@ class Clauses(ReaderBase):
             self._links_to(subject, nps, negated, self._spans(cs, n, end), base)
             self.consumed |= set(range(n - 1, end))
             return self._with(cs, end, subject)
+        if _each_other(cs, n) and not negated:  # "runners can follow each other": a self-link, many each way
+            for name in subject:
+                self._link(name, name, "many-to-many")
+            return n + 2
         joins = False
         if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
             n += 1
@@ -345,6 +353,14 @@ class Clauses(ReaderBase):
                             and not dm.is_person(s) and base not in dm.NEUTRAL_VERBS]
         j = i
         while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j].text in OBJECT_PREPS:
+            if _each_other(cs, j + 1):  # "members play games against each other": each game has two of them
+                for holder in objects:
+                    for s in subject:  # more specific than the verb's own pairing ("play": many-to-many)
+                        if s in self.dsl.entities and holder != s:
+                            mg.drop_relationships(self.dsl, holder, s)
+                            self._link(holder, s, "many-to-one")
+                j += 3
+                continue
             places, end = self._np_list(cs, j + 1)
             if not places:
                 break
