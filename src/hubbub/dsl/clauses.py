@@ -18,18 +18,14 @@ from hubbub.dsl.reader import (
     FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
 )
+from hubbub.dsl.structure import each_other
 from hubbub.dsl.text import camel, pascal, singular, words
 
 
 PARTICLES = frozenset("out up off in down".split())
-OBJECT_PREPS = frozenset("for on about at in to from with between against of".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
-
-
-def _each_other(cs: list[Chunk], i: int) -> bool:
-    return i + 1 < len(cs) and (cs[i].text, cs[i + 1].text) in (("each", "other"), ("one", "another"))
 
 
 def _participle(word: str) -> bool:
@@ -90,24 +86,6 @@ class Clauses(ReaderBase):
                     continue
             i += 1
         self._prepositions(cs)
-
-    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
-        """The items of one entity written out after ``:`` or ``=``: fields, or links where they name one."""
-        items = [c for c in rest if not (c.kind in ("REL", "PRON") and c.text in ("which", "what", "whose", "how"))]
-        consumed, self.consumed = self.consumed, set()
-        try:
-            self._items(items, 0, [owner], False)
-        finally:
-            self.consumed = consumed
-
-    def _chain(self, cs: list[Chunk]) -> None:
-        """"quizzes -> questions -> choices": each is made of the next."""
-        for k in range(1, len(cs) - 1):
-            if cs[k].text == "->" and cs[k - 1].kind == "NP" and cs[k + 1].kind == "NP":
-                whole, part = self._name(cs[k - 1]), self._name(cs[k + 1])
-                if whole and part and whole != part:
-                    self._link(part, whole, "many-to-one")
-                    self.consumed |= {k - 1, k, k + 1}
 
     def _listing(self, cs: list[Chunk], first: bool = True) -> int:
         """A bare list of plural nouns ("Books and readers.", a list item "- stylists") or one after a
@@ -311,7 +289,7 @@ class Clauses(ReaderBase):
             self._links_to(subject, nps, negated, self._spans(cs, n, end), base)
             self.consumed |= set(range(n - 1, end))
             return self._with(cs, end, subject)
-        if _each_other(cs, n) and not negated:  # "runners can follow each other": a self-link, many each way
+        if each_other(cs, n) and not negated:  # "runners can follow each other": a self-link, many each way
             for name in subject:
                 self._link(name, name, "many-to-many")
             return n + 2
@@ -338,44 +316,6 @@ class Clauses(ReaderBase):
         if nps and not negated:
             end = self._object_places(cs, end, subject, nps, base)
         return end
-
-    def _object_places(self, cs: list[Chunk], i: int, subject: list[str], nps: list[Chunk], base: str) -> int:
-        """What the object is for, about or at ("tenants sign leases *for units*", "clients book appointments
-        with a stylist *for a service*"): the object is linked to each, when it is what the subject made or
-        did (an event, or the subject's own); else the subject is ("a screening shows a film *on a screen*")."""
-        objects = [x for x in (self._name(np) for np in nps) if x and x in self.dsl.entities]
-        if not objects:
-            return i
-        owned = [o for o in objects if any(mg.linked(self.dsl, o, s) for s in subject)
-                 and not any(r.source in subject and r.target == o and r.type == "many-to-one"
-                             for r in self.dsl.relationships)]
-        holders = owned or [s for s in subject if s in self.dsl.entities and self.singular_subject
-                            and not dm.is_person(s) and base not in dm.NEUTRAL_VERBS]
-        j = i
-        while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j].text in OBJECT_PREPS:
-            if _each_other(cs, j + 1):  # "members play games against each other": each game has two of them
-                for holder in objects:
-                    for s in subject:  # more specific than the verb's own pairing ("play": many-to-many)
-                        if s in self.dsl.entities and holder != s:
-                            mg.drop_relationships(self.dsl, holder, s)
-                            self._link(holder, s, "many-to-one")
-                j += 3
-                continue
-            places, end = self._np_list(cs, j + 1)
-            if not places:
-                break
-            for np in places:
-                target = self._known(np)
-                if target is None and not np.plural and np.det and (
-                        self._name(np) in self.candidates
-                        or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS):
-                    target = self._name(np)  # what a record is of: "tickets for a seat at a concert"
-                for holder in holders:
-                    if target and target != holder and not mg.linked(self.dsl, holder, target):
-                        self._link(holder, target, "many-to-many" if np.explicit_many else "many-to-one")
-            self.consumed |= set(range(j, end))
-            j = end
-        return j
 
     def _who(self, cs: list[Chunk], i: int, owners: list[str]) -> int:
         """"... and who edited it": a person link named for the doer (``editor``)."""
