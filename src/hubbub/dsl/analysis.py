@@ -44,6 +44,7 @@ class Analysis:
     words: set[str] = field(default_factory=set)  # every word the user wrote (lowercase)
     candidates: set[str] = field(default_factory=set)  # entity names the wording suggests (plurals, "each X")
     dropped: set[str] = field(default_factory=set)  # entities the user removed
+    superseded: set[mg.Key] = field(default_factory=set)  # guessed links the user's words later replaced
 
 
 def analyze(previous: Dsl | None, messages: list[str]) -> Analysis:
@@ -52,7 +53,7 @@ def analyze(previous: Dsl | None, messages: list[str]) -> Analysis:
     for text in messages:
         reader.message(text[:MAX_CHARS])
     return Analysis(reader.dsl, reader.prov, reader.nouns, accepts(messages[-1]) if messages else False,
-                    reader.words, reader.candidates | set(reader.dsl.entities), reader.dropped)
+                    reader.words, reader.candidates | set(reader.dsl.entities), reader.dropped, reader.superseded)
 
 
 class _Reader(Structure, Clauses, Edits):

@@ -61,6 +61,13 @@ class Clauses(ReaderBase):
                     self._entity(name)
         if accepts(" ".join(c.text for c in cs)) and len(cs) <= 8:
             return  # "looks good, let's build it" changes nothing
+        if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
+                and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
+            owner = self._known(cs[0]) or (self._name(cs[0]) if cs[1].text == "=" else None)
+            if owner:  # "drill logs: which athlete, which drill": the record, spelled out
+                self._entity(owner)
+                self._spelled_out(cs[2:], owner)
+                return
         start = self._intro(cs, first)
         if start == 0:
             start = self._listing(cs, first)
@@ -164,6 +171,8 @@ class Clauses(ReaderBase):
                 break
             if (out or cs[i].det and not cs[i].plural) and self._starts_clause(cs, i):
                 break  # "when something breaks the customer opens a claim": a new clause, not an object
+            if out and {"each", "every"} & set(cs[i].det) and i + 1 < len(cs) and cs[i + 1].text in ("with", ":"):
+                break  # "orchards with rows, each row with several trees": the next owner, not an item
             out.append(cs[i])
             i += 1
             if i < len(cs) and cs[i].text == "(":

@@ -462,7 +462,11 @@ GENERIC_PERSONS = _set("user member person account profile")
 # People and groups of people that act: "crews are assigned to jobs", "bands book sessions".
 AGENT_GROUPS = _set("crew band staff committee panel jury household family couple")
 MORE_PERSONS = _set("judge scout dj ranger guide pilot chef cook nurse guard coach umpire dentist surgeon "
-                    "keeper pharmacist janitor cleaner mechanic electrician plumber tailor barber stylist")
+                    "keeper pharmacist janitor cleaner mechanic electrician plumber tailor barber stylist "
+                    "pupil patron mentee apprentice intern kid teen adult senior citizen neighbor neighbour "
+                    "clerk nanny sitter fan spectator athlete hiker")
+# Endings of things that look like agents ("an amplifier", "a thermometer").
+THING_SUFFIXES = ("ifier", "meter", "izer", "iser", "ware")
 # Words with an agent suffix that are things, not people ("a freezer", "an order").
 THING_AGENTS = _set(
     "order folder freezer container meter server computer printer trailer sticker poster counter filter "
@@ -474,7 +478,8 @@ THING_AGENTS = _set(
     "harbor harbour calculator incubator accelerator weather feather leather finger "
     "dinner summer winter semester trimester barrier lever liter litre "
     "filler binder planner tracker reminder header footer trailer corridor "
-    "anchor cursor compressor interior exterior mirror quarter"
+    "anchor cursor compressor interior exterior mirror quarter blender mixer heater cooler scanner router "
+    "timer holder drawer burner boiler controller adapter shaker charger marker stapler"
 )
 AGENT_SUFFIXES = ("er", "or", "ist", "ian", "ant", "ent", "ee", "eer")
 NOT_AGENTS = _set(
@@ -531,7 +536,7 @@ def is_person(name: str) -> bool:
     w = head_word(name)
     if w in PERSONS or w in ROLES or w in AGENT_GROUPS or w in MORE_PERSONS:
         return True
-    if w in THING_AGENTS or w in NOT_AGENTS or len(w) < 5:
+    if w in THING_AGENTS or w in NOT_AGENTS or len(w) < 5 or w.endswith(THING_SUFFIXES):
         return False
     return w.endswith(AGENT_SUFFIXES)
 

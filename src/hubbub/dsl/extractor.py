@@ -246,7 +246,7 @@ class DslExtractor:
         new = users if previous is None else new_user_messages(messages)
         previous = normalize(previous) if previous is not None else None
         analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
-        base = normalize(analysis.dsl)
+        base = normalize(_without(analysis.dsl.copy(), replay.superseded))
         strong = self.is_strong(entry)
         task = None
         if getattr(entry.provider, "supports_json_schema", False) and (strong or base.entities or analysis.candidates):
@@ -341,6 +341,13 @@ async def _count(entry: CatalogEntry, text: str) -> int:
         return await entry.provider.count_text_tokens(text, entry.upstream_model)
     except Exception:  # an estimate is enough for a cut-off proposal
         return max(1, len(text) // 4)
+
+
+def _without(dsl: Dsl, superseded: set[mg.Key]) -> Dsl:
+    """``dsl`` less the guessed parents (of an earlier turn) that the user's words have since replaced."""
+    for rel in [r for r in dsl.relationships if mg.rel_key(r) in superseded]:
+        mg.drop_relationships(dsl, rel.source, rel.target, rel.name)
+    return dsl
 
 
 def _stated(analysis: Analysis) -> set[mg.Key]:

@@ -53,6 +53,8 @@ class ReaderBase:
         self.words: set[str] = set()
         self.candidates: set[str] = set()
         self.dropped: set[str] = set()
+        self.guessed: dict[mg.Key, str] = {}  # links guessed for an unlinked entity -> that entity
+        self.superseded: set[mg.Key] = set()  # guesses the user's words later replaced
         # Per message: entities it created, the names it uses, app-modifier entities held back.
         self.created: set[str] = set()
         self.vocab: set[str] = set()
@@ -98,6 +100,8 @@ class ReaderBase:
               required: bool = True, replace: bool = False) -> None:
         self._entity(source, how)
         self._entity(target, how)
+        if how == "stated":
+            self._supersede({source, target})
         if replace:
             mg.drop_relationships(self.dsl, source, target, name)
         if mg.add_relationship(self.dsl, source, target, type_, name):
@@ -106,6 +110,16 @@ class ReaderBase:
             if rel.type in ("many-to-one", "one-to-one"):
                 spec = Field("uuid", required=required, unique=rel.type == "one-to-one")
                 mg.set_field(self.dsl, rel.source, mg.fk_name(rel), spec, override=not required)
+
+    def _supersede(self, names: set[str]) -> None:
+        """A guessed parent (``structure._orphans``) gives way once the user says how its entity is linked."""
+        for key, orphan in list(self.guessed.items()):
+            if orphan in names:
+                del self.guessed[key]
+                self.superseded.add(key)
+                _, a, b, _kind = key
+                if not ({a, b} <= names):  # (the stated link itself may join the same two)
+                    mg.drop_relationships(self.dsl, a, b)
 
     # -- a message -----------------------------------------------------------------
 

@@ -116,6 +116,7 @@ class Structure(ReaderBase):
                     and not dm.is_event(name):
                 child, parent = other, name
             self._link(child, parent, "many-to-one", how="inferred")
+            self.guessed[("rel", child, parent, "many-to-one")] = name
             linked |= {child, parent}
 
     def _join(self, event: str) -> bool:
