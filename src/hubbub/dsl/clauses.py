@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 
 from hubbub.dsl import domain as dm
-from hubbub.dsl import lexicon as lx
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
 from hubbub.dsl.reader import (

@@ -164,17 +164,11 @@ class DslExtractor:
         stored = await self.conversations.get(conv.id) or conv
         previous = _stored(stored)
         entry = self._entry(conv, options)
+        started = await self._start(previous, messages, entry, stored)
         if entry is not None:
-            started = await self._start(previous, messages, entry, stored)
             started.early = True
             self._remember(conv.id, started)
-            analysis, replay, draft = started.analysis, started.replay, started.base
-            previous = started.previous
-        else:
-            users = [m.content for m in messages if m.role == "user"]
-            new = users if previous is None else new_user_messages(messages)
-            analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
-            draft = normalize(analysis.dsl)
+        analysis, replay, draft, previous = started.analysis, started.replay, started.base, started.previous
         changed = draft.model_dict() != (previous or Dsl()).model_dict()
         supported = _stated(replay)
         phase = next_phase(stored.phase, draft, changed=changed, accepted=analysis.accepted,
@@ -239,14 +233,17 @@ class DslExtractor:
         return await self._finish(await self._start(previous, messages, entry, conversation), previous_phase)
 
     async def _start(
-        self, previous: Dsl | None, messages: list[Message], entry: CatalogEntry, conversation: Conversation | None,
+        self, previous: Dsl | None, messages: list[Message], entry: CatalogEntry | None,
+        conversation: Conversation | None,
     ) -> _Started:
-        """The analysis, and the proposal started as a task (when the provider can make one)."""
+        """The analysis, and the proposal started as a task (when there is a model that can make one)."""
         users = [m.content for m in messages if m.role == "user"]
         new = users if previous is None else new_user_messages(messages)
         previous = normalize(previous) if previous is not None else None
         analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
         base = normalize(_without(analysis.dsl.copy(), replay.superseded))
+        if entry is None:
+            return _Started(previous, tuple(users), "", analysis, replay, base, False, None)
         strong = self.is_strong(entry)
         task = None
         if getattr(entry.provider, "supports_json_schema", False) and (strong or base.entities or analysis.candidates):
