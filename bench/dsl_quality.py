@@ -29,6 +29,10 @@ the recorded proposals of ``dsl_strong_recorded.json`` through ``tests/dsl/repla
 a real upstream process, to show the strong path (those proposals are hand-written, so that
 row shows the path working, not a model's quality).
 
+``--latency N`` times what the user waits between the last text event and the ``dsl``
+event, through the hook as the server runs it (``before_turn``, the embedded model's
+answer, ``after_turn``), with the extraction started before the answer and after it.
+
 ``--pg`` also runs every final DSL's SQL export on PostgreSQL (each in its own
 schema, dropped afterwards) and counts failures.
 """
@@ -223,6 +227,56 @@ def strong_entry(url: str, model: str, key_env: str | None) -> Any:
     return CatalogEntry(ModelInfo(model, model, 32768), provider, model)
 
 
+class _Chats:
+    """The two calls the hook makes on the chat store, in memory (the benchmark has no database)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, Any] = {}
+
+    async def get(self, chat_id: str, owner: str | None = None) -> Any:
+        return self.rows.get(chat_id)
+
+    async def update(self, chat_id: str, **fields: Any) -> None:
+        for key, value in fields.items():
+            setattr(self.rows[chat_id], key, value)
+
+
+async def latency(provider: Any, cases: list[dict[str, Any]], answer_tokens: int, timeout: float) -> None:
+    """Seconds from the last text of an answer to the DSL, through the hook as the server runs it:
+    with the extraction started before the answer (the registry given) and after it (none)."""
+    from hubbub.core.events import TextDelta
+    from hubbub.core.turns import TurnContext
+    from hubbub.core.types import Conversation, Message, ModelInfo, ProviderRequest, SamplingParams
+    from hubbub.dsl.extractor import DslExtractor
+    from hubbub.providers.registry import ModelRegistry
+    from hubbub.settings import EMBEDDED_MODEL_ID
+
+    registry = ModelRegistry(EMBEDDED_MODEL_ID)
+    registry.register(ModelInfo(EMBEDDED_MODEL_ID, "embedded", 4096), provider)
+    entry = registry.get(EMBEDDED_MODEL_ID)
+    for mode in ("early", "after"):
+        chats = _Chats()
+        hook = DslExtractor(chats, timeout=timeout, registry=registry if mode == "early" else None)  # type: ignore[arg-type]
+        gaps, answers = [], []
+        for case in cases:
+            conv = Conversation(id=f"chat_{case['id']}", kind="chat", model=EMBEDDED_MODEL_ID)
+            chats.rows[conv.id] = conv
+            options = {"enable_dsl": True}
+            messages = [Message("user", case["turns"][0])]
+            extra = await hook.before_turn(conv, messages, options)
+            request = ProviderRequest(EMBEDDED_MODEL_ID, extra + messages,
+                                      SamplingParams(temperature=0.0, max_tokens=answer_tokens))
+            started = time.perf_counter()
+            text = "".join([e.text async for e in provider.stream(request) if isinstance(e, TextDelta)])
+            ended = time.perf_counter()
+            await hook.after_turn(TurnContext(conv, [*messages, Message("assistant", text)], text, entry, options))
+            gaps.append(time.perf_counter() - ended)
+            answers.append(ended - started)
+        print(f"latency   {mode:10s} n={len(cases):2d}  text end -> dsl: mean {sum(gaps) / len(gaps):.2f}s "
+              f"max {max(gaps):.2f}s  (answers {answer_tokens} tokens max, mean {sum(answers) / len(answers):.1f}s)",
+              flush=True)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", default=",".join(SETS))
@@ -234,6 +288,9 @@ async def main() -> int:
     parser.add_argument("--upstream-key-env", help="environment variable holding the upstream's API key")
     parser.add_argument("--replay", default=str(HERE / "dsl_strong_recorded.json"),
                         help="recorded proposals replayed as a strong upstream ('' to skip)")
+    parser.add_argument("--latency", type=int, default=0, metavar="N",
+                        help="also time text end -> dsl on N eval descriptions, started early and after (embedded)")
+    parser.add_argument("--answer-tokens", type=int, default=256, help="answer length for --latency")
     parser.add_argument("--pg", help="PostgreSQL URL: run every SQL export there")
     parser.add_argument("--json", help="write the full results here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each case's misses")
@@ -265,6 +322,8 @@ async def main() -> int:
             failed_targets |= not ok
             print(f"  target {key} >= {target}: {'met' if ok else 'MISSED'} ({result[key]:.2f})")
         failed_targets |= bool(result["sql_failures"])
+    if args.latency and not args.no_model:
+        await latency(provider, load("eval")[: args.latency], args.answer_tokens, args.timeout)
     if not args.no_model:
         await provider.aclose()
 
