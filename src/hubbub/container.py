@@ -160,7 +160,8 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     )
     from hubbub.dsl.extractor import DslExtractor
 
-    turns.hooks.append(DslExtractor(conversations, record_usage=service.record_usage))  # the builder's DSL
+    # the builder's DSL; with the registry it starts each turn's proposal before the answer (docs/dsl.md)
+    turns.hooks.append(DslExtractor(conversations, record_usage=service.record_usage, registry=registry))
     keys = KeyRepository(engine)
     return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns, providers,
                      keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(hub), rag=rag,

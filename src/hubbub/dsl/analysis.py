@@ -30,6 +30,7 @@ from hubbub.dsl.clauses import Clauses
 from hubbub.dsl.edits import Edits
 from hubbub.dsl.reader import MAX_CHARS, accepts
 from hubbub.dsl.schema import Dsl
+from hubbub.dsl.structure import Structure
 
 __all__ = ["Analysis", "accepts", "analyze"]
 
@@ -43,6 +44,7 @@ class Analysis:
     words: set[str] = field(default_factory=set)  # every word the user wrote (lowercase)
     candidates: set[str] = field(default_factory=set)  # entity names the wording suggests (plurals, "each X")
     dropped: set[str] = field(default_factory=set)  # entities the user removed
+    superseded: set[mg.Key] = field(default_factory=set)  # guessed links the user's words later replaced
 
 
 def analyze(previous: Dsl | None, messages: list[str]) -> Analysis:
@@ -51,8 +53,9 @@ def analyze(previous: Dsl | None, messages: list[str]) -> Analysis:
     for text in messages:
         reader.message(text[:MAX_CHARS])
     return Analysis(reader.dsl, reader.prov, reader.nouns, accepts(messages[-1]) if messages else False,
-                    reader.words, reader.candidates | set(reader.dsl.entities), reader.dropped)
+                    reader.words, reader.candidates | set(reader.dsl.entities), reader.dropped, reader.superseded)
 
 
-class _Reader(Clauses, Edits):
-    """The patterns (``Clauses``), the edits (``Edits``) and the bookkeeping (``reader.ReaderBase``)."""
+class _Reader(Structure, Clauses, Edits):
+    """The patterns (``Clauses``), the edits (``Edits``), the structural rules (``Structure``) and the
+    bookkeeping (``reader.ReaderBase``)."""

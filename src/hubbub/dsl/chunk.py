@@ -40,6 +40,7 @@ _PHRASES = [
     (r"\b(no longer|not anymore)\b", "don't"),
     (r"\bcan not\b", "cannot"),
 ]
+TEMPORAL = frozenset("day week month year time morning evening night season quarter weekend hour minute".split())
 _PHRASES_RE = [(re.compile(p, re.IGNORECASE), r) for p, r in _PHRASES]
 
 
@@ -102,16 +103,22 @@ def _tag(word: str) -> str:
         return "VERB"
     if word in lx.AMBIGUOUS:
         return "AMB"
+    if word.endswith("ly") and len(word) > 5 and word not in lx.NOT_ADVERBS:
+        return "ADV"  # "every pairing meets regularly"
     return "NOUN"
 
 
-def _resolve(i: int, toks: list[str], tags: list[str]) -> str:
+def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str] = frozenset()) -> str:
     """Noun or verb, for a word that can be either."""
     w = toks[i]
     nxt_w = toks[i + 1] if i + 1 < len(toks) else ""
     nxt = tags[i + 1] if i + 1 < len(tags) else "END"
+    if i > 0 and tags[i - 1] == "NOUN" and is_plural(toks[i - 1]) and nxt_w in _PARTICLES and not is_plural(w):
+        return "VERB"  # "researchers check out samples": a plural subject, then a phrasal verb
     if f"{singular(w)}_{singular(nxt_w)}" in COMPOUNDS or f"{w}_{nxt_w}" in COMPOUNDS:
         return "NOUN"
+    if i > 0 and f"{singular(toks[i - 1])}_{singular(w)}" in compounds:
+        return "NOUN"  # "each repair order lists ...": the user wrote "repair orders" before
     j = i - 1
     while j >= 0 and tags[j] == "ADV":
         j -= 1
@@ -144,14 +151,22 @@ def _resolve(i: int, toks: list[str], tags: list[str]) -> str:
             return "VERB"
         return "NOUN"
     if prev in ("START", "CONJ", "PUNCT"):
+        if prev == "CONJ" and nxt_w in ("it", "them", "him", "her"):
+            return "VERB"  # "... and records it"
+        if prev_w in (",", "and", "then") and nxt_w in ("the", "a", "an", "each", "every", "their", "its") \
+                and "VERB" in tags[:i]:
+            return "VERB"  # "a mechanic picks up the work order, logs the hours ...": a verb with its object
         if object_next and not plural_form:
             return "VERB"
         return "NOUN"
     return "NOUN"
 
 
-def chunk(sentence: str) -> list[Chunk]:
-    """``Each task has a due date`` -> ``NP(task) HAVE NP(due date)``."""
+def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]:
+    """``Each task has a due date`` -> ``NP(task) HAVE NP(due date)``.
+
+    ``compounds``: ``modifier_head`` pairs (singular) the text itself uses as names ("repair orders"),
+    kept together where they stand again."""
     for pattern, repl in _PHRASES_RE:
         sentence = pattern.sub(repl, sentence)
     toks = tokens(sentence)
@@ -159,7 +174,7 @@ def chunk(sentence: str) -> list[Chunk]:
     _split_runs(toks, tags)
     for i, tag in enumerate(tags):
         if tag == "AMB":
-            tags[i] = _resolve(i, toks, tags)
+            tags[i] = _resolve(i, toks, tags, compounds)
             if tags[i] == "NOUN":
                 tags[i] = "AMB_N"
     tags = ["NOUN" if t == "AMB_N" else t for t in tags]
@@ -170,10 +185,11 @@ def chunk(sentence: str) -> list[Chunk]:
             tags[i] = "NOUN"
     # A participle or -ing word between a determiner/adjective and a noun modifies it ("a returned flag").
     for i, tag in enumerate(tags):
-        if tag == "VERB" and 0 < i < len(tags) - 1 and tags[i - 1] in ("DET", "ADJ", "QUANT", "NUM") \
+        if tag == "VERB" and 0 < i < len(tags) - 1 and tags[i - 1] in ("DET", "ADJ", "QUANT", "NUM", "PREP") \
                 and tags[i + 1] == "NOUN" and toks[i].endswith(("ed", "ing", "en")):
             tags[i] = "ADJ"
     _verbs_by_position(toks, tags)
+    _verbs_in_context(toks, tags)
     # A verb right after a determiner is a noun ("a make, a model and a year").
     for i, tag in enumerate(tags):
         if tag == "VERB" and i > 0 and tags[i - 1] == "DET" and not toks[i].endswith("ed"):
@@ -197,6 +213,51 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
                 and toks[i].endswith(("ed", "en")) and len(toks[i]) > 4:
             tags[i] = "VERB"
+
+
+SUBJECT_PRONOUNS = frozenset("i we you they he she who".split())
+_OBJECT_START = ("DET", "QUANT", "NUM", "PRON", "ADJ")
+_PARTICLES = frozenset("out up off in".split())
+_LINK_PREPS = frozenset("at in on with to from into through against under by onto inside within".split())
+
+
+def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
+    """Where a clause needs its verb, the word standing there is one, known to the lexicon or not.
+
+    * after a subject pronoun: "we *roast* beans", "I *inspect* every hive";
+    * between a plural subject and its object: "landlords *own* buildings", "groups *meet* at homes"
+      (an unknown word only when the subject has no determiner: "an events page for venues" is a noun);
+    * a plural at the start before ``is``/``can``/``have`` is the subject, not a verb: "*shows* are hosted";
+    * after a preposition a verb form is a noun: "go through *edits*".
+    """
+    n = len(tags)
+    for i in range(n):
+        tag, word = tags[i], toks[i]
+        nxt = tags[i + 1] if i + 1 < n else "END"
+        nxt_word = toks[i + 1] if i + 1 < n else ""
+        object_next = nxt in _OBJECT_START or (nxt == "NOUN" and is_plural(nxt_word)) or (
+            nxt == "PREP" and nxt_word in _LINK_PREPS)
+        prev = i - 1
+        while prev >= 0 and tags[prev] == "ADV":
+            prev -= 1
+        prev_tag = tags[prev] if prev >= 0 else "START"
+        if tag == "NOUN" and prev_tag == "PRON" and toks[prev] in SUBJECT_PRONOUNS and object_next \
+                and not is_plural(word) and len(word) > 2:
+            tags[i] = "VERB"
+        elif tag in ("NOUN", "ADJ") and prev_tag == "NOUN" and prev == i - 1 and is_plural(toks[prev]) \
+                and not is_plural(word) and object_next and f"{singular(word)}_{singular(nxt_word)}" not in COMPOUNDS:
+            known = lx.verb_base(word) is not None
+            bare = prev == 0 or tags[prev - 1] not in ("DET", "QUANT", "NUM", "ADJ", "NOUN", "PREP")
+            if (known or (tag == "NOUN" and bare and len(word) > 2)) and (tag == "NOUN" or known):
+                tags[i] = "VERB"
+        elif tag == "ADJ" and prev_tag == "MODAL" and lx.verb_base(word) is not None:
+            tags[i] = "VERB"  # "attendees can favourite sets"
+        elif tag == "VERB" and prev_tag in ("START", "CONJ", "PUNCT") and is_plural(word) \
+                and nxt in ("AUX", "MODAL", "HAVE"):
+            tags[i] = "NOUN"
+        elif tag == "VERB" and prev_tag == "PREP" and toks[prev] != "to" and not word.endswith(("ing", "ed")) \
+                and word not in ("be", "have"):
+            tags[i] = "NOUN"
 
 
 def _split_runs(toks: list[str], tags: list[str]) -> None:
@@ -234,6 +295,9 @@ def _group(toks: list[str], tags: list[str]) -> list[Chunk]:
             while j < len(toks) and tags[j] == "NOUN":
                 nouns.append(toks[j])
                 j += 1
+            if len(nouns) > 1 and nouns[0] in TEMPORAL and ({"each", "every", "this", "next", "per"} & set(det)):
+                out.append(Chunk("NP", nouns[0], [nouns[0]], [], det))  # "each day keepers record ...": two phrases
+                det, nouns = [], nouns[1:]
             if nouns:
                 out.append(Chunk("NP", " ".join(nouns[-3:]), nouns[-3:], mods + nouns[:-3], det))
             else:  # determiners/adjectives with no noun: keep them as separate chunks

@@ -11,14 +11,24 @@ from __future__ import annotations
 import re
 
 from hubbub.dsl import domain as dm
-from hubbub.dsl import lexicon as lx
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
 from hubbub.dsl.reader import (
     FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
 )
+from hubbub.dsl.structure import each_other
 from hubbub.dsl.text import camel, pascal, singular, words
+
+
+PARTICLES = frozenset("out up off in down".split())
+PLACE_PREPS = frozenset("at on from inside within near across".split())
+_PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
+                         "brought lent put set told led read split known grown drawn shown".split())
+
+
+def _participle(word: str) -> bool:
+    return word.endswith("ed") or word in _PARTICIPLES
 
 
 class Clauses(ReaderBase):
@@ -39,6 +49,7 @@ class Clauses(ReaderBase):
             return
         self.consumed = set()
         self.subject = []
+        self.singular_subject = False
         self.last_object = []
         self.aliases = {}
         self._appositive(cs)
@@ -49,15 +60,30 @@ class Clauses(ReaderBase):
                     self._entity(name)
         if accepts(" ".join(c.text for c in cs)) and len(cs) <= 8:
             return  # "looks good, let's build it" changes nothing
+        if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
+                and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
+            owner = self._known(cs[0]) or (self._name(cs[0]) if cs[1].text == "=" else None)
+            if owner:  # "drill logs: which athlete, which drill": the record, spelled out
+                self._entity(owner)
+                self._spelled_out(cs[2:], owner)
+                return
         start = self._intro(cs, first)
         if start == 0:
-            start = self._listing(cs)
+            start = self._listing(cs, first)
+        self._chain(cs)
         i = start
         while i < len(cs):
             c = cs[i]
             if c.kind in ("HAVE", "VERB", "AUX") and i not in self.consumed:
                 i = self._predicate(cs, i)
                 continue
+            if c.text in (":", "=") and i > 0 and cs[i - 1].kind == "NP" and i + 1 < len(cs):
+                owner = self._known(cs[i - 1]) or (self._name(cs[i - 1]) if c.text == "=" else None)
+                if owner:  # "feedings: which animal, what food", "a score = judge + project + points"
+                    self._entity(owner)
+                    self._spelled_out(cs[i + 1:], owner)
+                    self.consumed |= set(range(i - 1, len(cs)))
+                    break
             if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
                 owner = self._known(c)  # "tasks with a title and a due date"
                 if owner:
@@ -67,14 +93,15 @@ class Clauses(ReaderBase):
             i += 1
         self._prepositions(cs)
 
-    def _listing(self, cs: list[Chunk]) -> int:
-        """A bare list of plural nouns ("Books and readers.") or one after a colon: entities."""
+    def _listing(self, cs: list[Chunk], first: bool = True) -> int:
+        """A bare list of plural nouns ("Books and readers.", a list item "- stylists") or one after a
+        colon: entities."""
         for k, c in enumerate(cs):
             if c.text == ":" or k == 0:
                 j = k + 1 if c.text == ":" else 0
                 nps, end = self._np_list(cs, j)
                 plural = [np for np in nps if np.plural]
-                if len(plural) >= (1 if c.text == ":" else 2) and end == len(cs):
+                if len(plural) >= (1 if c.text == ":" or not first else 2) and end == len(cs):
                     for np in plural:
                         name = self._name(np)
                         if name:
@@ -141,20 +168,22 @@ class Clauses(ReaderBase):
                 i += 1
             if i >= len(cs) or cs[i].kind != "NP":
                 break
-            if out and self._starts_clause(cs, i):
-                break
+            if (out or cs[i].det and not cs[i].plural) and self._starts_clause(cs, i):
+                break  # "when something breaks the customer opens a claim": a new clause, not an object
+            if out and {"each", "every"} & set(cs[i].det) and i + 1 < len(cs) and cs[i + 1].text in ("with", ":"):
+                break  # "orchards with rows, each row with several trees": the next owner, not an item
             out.append(cs[i])
             i += 1
             if i < len(cs) and cs[i].text == "(":
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
-            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in ("number", "count", "list", "set", "history", "log", "series", "collection", "record"):
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS:
                 out[-1] = cs[i + 1]
                 i += 2
-            if i < len(cs) and cs[i].text in (",", "and", "or", "/"):
+            if i < len(cs) and cs[i].text in (",", "and", "or", "/", "+"):
                 j = i
-                while j < len(cs) and cs[j].text in (",", "and", "or", "/"):
+                while j < len(cs) and cs[j].text in (",", "and", "or", "/", "+"):
                     j += 1
                 if j < len(cs) and cs[j].kind in ("NP", "ADV", "DET") and not self._starts_clause(cs, j):
                     i = j
@@ -169,7 +198,8 @@ class Clauses(ReaderBase):
             j += 2
         while j < len(cs) and cs[j].kind in ("MODAL", "ADV", "NEG"):
             j += 1
-        return j < len(cs) and cs[j].kind in ("HAVE", "VERB", "AUX") and cs[i].kind == "NP"
+        return j < len(cs) and cs[j].kind in ("HAVE", "VERB", "AUX") and cs[i].kind == "NP" \
+            and not (cs[j].kind == "VERB" and cs[j].text.endswith(("ing", "ed")) and j == i + 1)
 
     def _subject(self, cs: list[Chunk], k: int) -> tuple[list[str], bool, bool]:
         """Who does the verb at ``k``: (entities, negated, explicit)."""
@@ -189,6 +219,7 @@ class Clauses(ReaderBase):
             names = [n for n in (self._name(np) for np in nps) if n]
             for idx in range(m, j + 1):
                 self.consumed.add(idx)
+            self.singular_subject = all(not np.plural and bool(np.det) for np in nps)
             return names, negated, True
         if j >= 0 and cs[j].kind == "PRON":
             return [], negated, True
@@ -208,6 +239,13 @@ class Clauses(ReaderBase):
         if v.kind == "VERB" and v.text.endswith("ing") and k > 0 and cs[k - 1].kind == "NP":
             name = self._name(cs[k - 1])  # "orders containing several dishes": the orders contain them
             subject, negated = ([name] if name else []), False
+        elif v.kind == "VERB" and _participle(v.text) and k > 0 and cs[k - 1].kind == "NP" and k + 1 < len(cs) \
+                and cs[k + 1].kind == "PREP" and cs[k + 1].text in PASSIVE_PREPS:
+            name = self._name(cs[k - 1])  # "bags sold to cafes", "tracks recorded in a session": a passive
+            return self._passive(cs, k, [name] if name else [])
+        elif v.kind == "VERB" and _participle(v.text) and k > 0 and cs[k - 1].kind == "CONJ" and self.subject \
+                and k + 1 < len(cs) and cs[k + 1].text == "by":
+            return self._passive(cs, k, list(self.subject))  # "... are grouped into categories and written by authors"
         else:
             subject, negated, _ = self._subject(cs, k)
         for name in subject:
@@ -222,13 +260,19 @@ class Clauses(ReaderBase):
         if v.kind == "AUX":
             if n < len(cs) and cs[n].kind == "VERB":  # passive: "is written by", "are assigned to"
                 return self._passive(cs, n, subject)
-            if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside"):
+            adjective = n < len(cs) and cs[n].kind == "ADJ" and n + 1 < len(cs) and cs[n + 1].kind == "PREP"
+            if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
+                n += 1
+            if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside")
+                                                         or adjective and cs[n].text in ("to", "with")):
                 nps, end = self._np_list(cs, n + 1)
                 self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
                 self.consumed |= set(range(n, end))
                 return self._with(cs, end, subject)
             return n
         base = v.base or v.text
+        if base == "come" and n < len(cs) and cs[n].text in ("from", "in", "at"):
+            base = "belong"  # "green beans come from farms": where they belong, not what they come with
         if v.kind == "HAVE" or (base in HAVE_VERBS and subject):
             nps, end = self._items(cs, n, subject, negated)
             if nps and end < len(cs) and cs[end].text == "with" and self._known(nps[-1]) is None \
@@ -242,22 +286,43 @@ class Clauses(ReaderBase):
                     return self._with(cs, end, [owned])
             linked = [x for x in (self._known(np) for np in nps) if x and x not in subject]
             end = self._who(cs, end, subject)
-            return self._with(cs, end, linked[-1:] or subject)
+            end = self._with(cs, end, linked[-1:] or subject)
+            if linked and not negated:  # "tournaments contain matches between two teams"
+                end = self._object_places(cs, end, subject, [np for np in nps if self._known(np) in linked], base)
+            return end
         if base in LOCATE_VERBS:
             if n < len(cs) and cs[n].kind == "PREP":
                 n += 1
             nps, end = self._np_list(cs, n)
-            self._links_to(subject, nps, negated, self._spans(cs, n, end))
+            self._links_to(subject, nps, negated, self._spans(cs, n, end), base)
             self.consumed |= set(range(n - 1, end))
             return self._with(cs, end, subject)
+        if each_other(cs, n) and not negated:  # "runners can follow each other": a self-link, many each way
+            for name in subject:
+                self._link(name, name, "many-to-many")
+            return n + 2
+        joins = False
         if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
             n += 1
+            joins = True  # "volunteers register for shifts": they pair up, nothing is made
+        elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind in ("NP", "DET") \
+                and (cs[n].text != "in" or cs[n + 1].plural and not cs[n + 1].det or (base, "in") in dm.PHRASAL):
+            base = dm.PHRASAL.get((base, cs[n].text), base)
+            n += 1  # a phrasal verb's particle: "customers bring in devices", "researchers check out samples"
+        elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
+                                                            and cs[n + 1].kind in ("NP", "DET") and cs[n + 1].det):
+            nps, end = self._np_list(cs, n + 1)  # no object, a place: "groups meet at homes"
+            self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
+            self.consumed |= set(range(n, end))
+            return self._with(cs, end, subject)
         nps, end = self._np_list(cs, n)
-        self._verb(base, subject, nps, negated)
+        self._verb(base, subject, nps, negated, joins)
         if nps:
             self.consumed |= set(range(n, end))
             self.last_object = [x for x in (self._name(np) for np in nps) if x]
         end = self._with(cs, end, (self.last_object if nps else subject))
+        if nps and not negated:
+            end = self._object_places(cs, end, subject, nps, base)
         return end
 
     def _who(self, cs: list[Chunk], i: int, owners: list[str]) -> int:
@@ -292,12 +357,24 @@ class Clauses(ReaderBase):
         while m < len(cs) and cs[m].kind == "PREP":  # "is driven by one driver in one vehicle"
             prep = cs[m].text
             nps, end = self._np_list(cs, m + 1)
+            if not nps and m + 1 < len(cs) and cs[m + 1].text in ("it", "them") and self.last_object:
+                nps, end = [Chunk("NP", o, [o.lower()]) for o in self.last_object], m + 2  # "is assigned to it"
+            if prep == "with" and nps and all(dm.is_person(n) for n in subject) \
+                    and all(dm.is_person(np.head) for np in nps):  # "mentors are matched with mentees"
+                for name in subject:
+                    for np in nps:
+                        other = self._name(np)
+                        if other and other != name:
+                            self._link(name, other, "many-to-many")
+                self.consumed |= set(range(m, end))
+                m = end
+                continue
             if prep == "with" or not nps:
                 if prep == "with":
                     _, end = self._items(cs, m + 1, subject, False)
                 return end
             role = dm.VERB_ROLES.get(base) if prep == "by" or base == "assign" else None
-            divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken", "grouped", "organized")
+            divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken")
             for name in subject:
                 for np in nps:
                     target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
@@ -305,6 +382,13 @@ class Clauses(ReaderBase):
                         continue
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
+                        continue
+                    if prep in ("to", "for") and dm.is_person(name) and not dm.is_person(target) \
+                            and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
+                        self._link(target, name, "many-to-many" if np.explicit_many else "many-to-one")
+                        continue
+                    if prep in ("to", "into") and base in dm.JOIN_VERBS and dm.is_person(name):
+                        self._link(name, target, "many-to-many")  # "members are added to boards"
                         continue
                     many = np.explicit_many
                     self._link(name, target, "many-to-many" if many else "many-to-one",
@@ -317,17 +401,19 @@ class Clauses(ReaderBase):
         return self._with(cs, end, subject)
 
     def _links_to(self, subject: list[str], nps: list[Chunk], negated: bool,
-                  spans: list[tuple[list[str], set[str], set[str]]]) -> None:
+                  spans: list[tuple[list[str], set[str], set[str]]], base: str = "") -> None:
         for name in subject:
             for np, (_, flags, adv) in zip(nps, spans):
                 target = self._target(np)
                 if not target or negated:
                     continue
                 optional = "optional" in flags | adv
-                self._link(name, target, "many-to-many" if np.explicit_many else "many-to-one",
+                # "students belong to classes": people in groups, both sides many (not "to a team")
+                member = base in dm.JOIN_VERBS and dm.is_person(name) and np.plural and not np.det
+                self._link(name, target, "many-to-many" if np.explicit_many or member else "many-to-one",
                            modifier_name(np, target), required=not optional)
 
-    def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool) -> None:
+    def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool, joins: bool = False) -> None:
         objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]
         for name, np in objects:
             if np.plural or np.explicit_many or name in self.vocab or name in self.dsl.entities:
@@ -351,15 +437,26 @@ class Clauses(ReaderBase):
                 elif assoc:
                     self._link(assoc, s, "many-to-one")
                     self._link(assoc, obj, "many-to-one")
+                elif base in dm.BECOME_VERBS:
+                    self._link(obj, s, "many-to-one")  # "a quote becomes a job": the job comes from the quote
+                elif joins:
+                    self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
-                elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS:
+                elif base in dm.SYMMETRIC_VERBS and "one" not in np.det:
+                    self._link(s, obj, "many-to-many")  # "travelers share trips", "people join groups"
+                elif dm.is_event(obj) and obj != s and not dm.is_event(s):
+                    self._link(obj, s, "many-to-one")  # "clients book appointments": a record of what they did
+                elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS or base in dm.SYMMETRIC_VERBS:
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
-                elif base not in dm.NEUTRAL_VERBS and base not in lx.VERBS and s.lower() in dm.PERSONS \
-                        and obj.lower() not in dm.PERSONS:
-                    self._link(obj, s, "many-to-one")  # an unknown verb from a person: "creators launch campaigns"
+                elif base in dm.NEUTRAL_VERBS:
+                    continue
+                elif dm.is_person(s) and not dm.is_person(obj):
+                    self._link(obj, s, "many-to-one")  # any other verb from a person: "landlords own buildings"
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
+                elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
+                    self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
 
     # -- field lists ---------------------------------------------------------------
 
@@ -407,7 +504,7 @@ class Clauses(ReaderBase):
     def _item(self, owner: str, np: Chunk, values: list[str], flags: set[str]) -> None:
         head = np.head
         target = self._known(np)
-        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities
+        role_word = head in dm.ROLES and pascal(head) not in self.dsl.entities.keys() | self.actors
         if role_word or target is None and head in dm.PERSONS and not np.mods:
             person = self._person(np)
             if person and person != owner:
@@ -422,10 +519,13 @@ class Clauses(ReaderBase):
             pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
             kb = dm.KB.get(" ".join(words(target)))
             child = kb is not None and any(" ".join(words(owner)) in slot for slot in kb.parents)
+            if (np.many or np.plural) and any({r.source, r.target} == {owner, target} and r.type == "many-to-many"
+                                              for r in self.dsl.relationships):
+                return  # already many each way ("travelers share trips with friends")
             if np.many or np.plural:
                 shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
                              and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
-                if head in dm.LABELS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
+                if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:
                     self._link(target, owner, "many-to-one")

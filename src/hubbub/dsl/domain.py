@@ -49,6 +49,9 @@ NON_ENTITIES = _set(
     "weekend morning evening night sign_ look dollar dollars euro euros cent cents star_ stars_ "
     "instance instances purpose goal goals money history"
 )
+# Meta words that are data where an entity stands, in the plural ("the parts used", "buildings have units").
+SOFT_NON_ENTITIES = _set("part unit version screen case model form change update problem goal feature idea page "
+                         "level type point step lot")
 
 PERSONS = _set(
     "user member customer author writer student teacher instructor patient doctor employee agent guest client "
@@ -57,8 +60,10 @@ PERSONS = _set(
     "child coach trainer athlete musician photographer participant applicant traveler traveller passenger "
     "rider donor recruiter editor moderator reviewer organizer organiser nurse therapist lawyer worker "
     "courier shopper learner tutor mentor developer designer follower fan viewer creator backer vet "
-    "respondent borrower renter bidder voter owner"
+    "respondent borrower renter bidder voter owner friend colleague"
 )
+# People named by their relation to another person: the app's own people ("share a trip with friends").
+PEERS = _set("friend colleague peer other others someone somebody everybody anyone")
 # Role nouns that name a person's part in something, not a kind of person:
 # "each task has an assignee" links Task to the person entity, named "assignee".
 ROLES = _set(
@@ -67,6 +72,11 @@ ROLES = _set(
     "responsible"
 )
 
+# "a <collection> of Xs" names the Xs ("a program of pieces", "a list of activities").
+COLLECTIONS = _set(
+    "number count list set history log series collection record program programme playlist menu catalog "
+    "catalogue cast run roster lineup range selection queue bunch group pile library portfolio"
+)
 # Heads that make a compound entity name with the noun before them ("time entry", "reward tier").
 GENERIC_HEADS = _set("item record entry level line slot plan tier request log type detail option method address")
 # Things a parent has exactly one of: "users have a profile" is one-to-one.
@@ -156,7 +166,7 @@ FIELDS: dict[str, FieldSpec] = {
 _ENUM_REQUIRED = _set("status state stage priority role")
 PLURAL_FIELDS = _set(
     "sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
-    "notes instructions details settings preferences specs requirements directions units lyrics"
+    "notes instructions details settings preferences specs requirements directions units lyrics dates"
 )
 
 ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
@@ -394,6 +404,8 @@ MANY_TO_MANY = {
     ).split()
     if "?" not in p
 }
+# People a thing has as members: each of them can be in many ("clubs have members").
+MEMBERS = _set("member subscriber participant follower")
 LABELS = _set("tag label genre skill badge keyword topic category_")
 
 # How a verb links its subject (s) and object (o).
@@ -418,9 +430,130 @@ TRANSACTIONS: dict[str, tuple[str, ...]] = {
     "vote": ("vote",), "review": ("review",), "rate": ("rating", "review"), "like": ("like",),
     "follow": ("follow",),
 }
+# Verbs whose subject and object pair up freely, both ways (many-to-many, or through a join entity).
+SYMMETRIC_VERBS = _set(
+    "join follow attend enroll enrol register subscribe share like tag play use install visit cite "
+    "co-author coauthor meet sponsor support speak teach learn study favorite bookmark star watch"
+)
+# Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
+PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
+# Verbs that make someone a member ("members are added to boards", "students belong to classes").
+JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit")
+# "a quote becomes a job": the job comes from the quote.
+BECOME_VERBS = _set("become turn convert")
+# Phrasal verbs, as the verb they mean: "check out samples" is borrowing them.
+PHRASAL = {("check", "out"): "borrow", ("sign", "up"): "register", ("pick", "up"): "collect",
+           ("drop", "off"): "deliver", ("fill", "out"): "submit", ("hand", "in"): "submit",
+           ("look", "up"): "find", ("set", "up"): "create", ("result", "in"): "produce",
+           ("bring", "in"): "bring", ("take", "out"): "borrow", ("log", "in"): "visit"}
 UNIQUE_GOODS = _set("ticket seat license licence voucher gift_card subscription pass")
 VERB_ROLES = {"write": "author", "author": "author", "own": "owner", "assign": "assignee", "host": "host",
               "organize": "organizer", "organise": "organizer", "report": "reporter"}
 # A verb's role names the link only when the subject is a generic person ("users write posts" -> author),
 # not when the subject already says who ("doctors write prescriptions" -> doctorId).
 GENERIC_PERSONS = _set("user member person account profile")
+
+
+# -- What kind of thing an entity is, from its name alone (issue 20) -----------------------------
+# The structural rules ask two questions of any entity, also of one no table here names:
+# is it a person (an actor: who does things), and is it an event (a record of something done,
+# which belongs to whoever did it and to what it was done to)?
+
+# People and groups of people that act: "crews are assigned to jobs", "bands book sessions".
+AGENT_GROUPS = _set("crew band staff committee panel jury household family couple")
+MORE_PERSONS = _set("judge scout dj ranger guide pilot chef cook nurse guard coach umpire dentist surgeon "
+                    "keeper pharmacist janitor cleaner mechanic electrician plumber tailor barber stylist "
+                    "pupil patron mentee apprentice intern kid teen adult senior citizen neighbor neighbour "
+                    "clerk nanny sitter fan spectator athlete hiker")
+# Endings of things that look like agents ("an amplifier", "a thermometer").
+THING_SUFFIXES = ("ifier", "meter", "izer", "iser", "ware")
+# Words with an agent suffix that are things, not people ("a freezer", "an order").
+THING_AGENTS = _set(
+    "order folder freezer container meter server computer printer trailer sticker poster counter filter "
+    "letter number paper water chapter quarter register calendar cover center centre border banner answer "
+    "corner pointer layer tier matter hour tower cellar collar ladder locker shelter theater theatre "
+    "parameter character voucher charger scooter helicopter tractor sensor motor elevator monitor "
+    "indicator reactor detector generator radiator processor conductor vector factor error mirror "
+    "floor door color colour flavor flavour labor labour favor favour honor honour rumor humor "
+    "harbor harbour calculator incubator accelerator weather feather leather finger "
+    "dinner summer winter semester trimester barrier lever liter litre "
+    "filler binder planner tracker reminder header footer trailer corridor "
+    "anchor cursor compressor interior exterior mirror quarter blender mixer heater cooler scanner router "
+    "timer holder drawer burner boiler controller adapter shaker charger marker stapler"
+)
+AGENT_SUFFIXES = ("er", "or", "ist", "ian", "ant", "ent", "ee", "eer")
+NOT_AGENTS = _set(
+    "event content comment component moment "
+    "payment segment document department apartment equipment assignment appointment shipment element "
+    "statement treatment investment environment experiment instrument amendment settlement agreement "
+    "fragment garment ointment tournament parliament current percent accent talent "
+    "restaurant plant grant warrant variant constant instant "
+    " pendant elephant giant "
+    "fee coffee "
+    "guarantee jubilee degree tree knee spree decree marquee toffee thee see glee"
+)
+# Records of something done: they link to who did it and to what it was done to.
+EVENTS = _set(
+    "booking reservation order rental loan checkout appointment session visit enrollment enrolment ticket "
+    "registration subscription application submission request claim report review rating vote like comment "
+    "reply message payment donation pledge bid offer purchase sale transaction transfer shipment delivery "
+    "pickup trip ride attempt result score reading measurement scan sighting observation inspection feeding "
+    "planting harvest entry log record check_in checkin attendance assignment lease contract invoice quote "
+    "estimate play game match completion response answer signup sign_up follow membership meeting "
+    "interview audition performance screening hearing consultation treatment vaccination dose "
+    "booking_request move transfer swap trade exchange"
+)
+_EVENT_SUFFIXES = ("ment", "tion", "sion", "ance", "ence", "ing", "al", "ure")
+_NOT_EVENTS = _set(
+    "department equipment tournament experiment document apartment element instrument statement "
+    "environment component segment garment fragment parliament investment agreement settlement moment "
+    "building painting wedding setting clothing ceiling string thing king ring wing spring morning evening "
+    "meaning pudding stuffing icing animal hospital capital journal portal terminal "
+    "material signal festival manual interval total principal individual original metal pedal "
+    "tutorial editorial mammal crystal petal medal canal cathedral jackal local rival goal opal "
+    "nation station ration fiction section portion option question location position mission version "
+    "collection solution institution organization foundation population region religion "
+    "lotion potion motion notion caption edition addition function emotion vacation destination "
+    "occupation generation nutrition tuition ambition distance balance "
+    "ambulance insurance allowance appliance finance alliance audience science residence "
+    "conference sentence sequence evidence experience fence defence defense difference "
+    " structure furniture feature culture nature picture literature creature signature "
+    "temperature mixture sculpture texture gesture fixture lecture adventure brochure measure "
+    "pleasure treasure pressure exposure closure figure future venture"
+)
+
+
+def head_word(name: str) -> str:
+    """The last word of an entity name, lowercase: ``RepairOrder`` -> ``order``."""
+    from hubbub.dsl.text import words # (text imports nothing from here)
+
+    parts = words(name)
+    return parts[-1] if parts else ""
+
+
+def is_person(name: str) -> bool:
+    """An actor: a person noun ("tenant"), a role, an agent noun ("keeper", "pharmacist"), a crew."""
+    w = head_word(name)
+    if w in PERSONS or w in ROLES or w in AGENT_GROUPS or w in MORE_PERSONS:
+        return True
+    if w in THING_AGENTS or w in NOT_AGENTS or len(w) < 5 or w.endswith(THING_SUFFIXES):
+        return False
+    return w.endswith(AGENT_SUFFIXES)
+
+
+def is_event(name: str) -> bool:
+    """A record of something done ("booking", "reading", "enrollment", "vote"), by name alone."""
+    w = head_word(name)
+    if w in EVENTS:
+        return True
+    if w in _NOT_EVENTS or is_person(name) or len(w) < 6:
+        return False
+    from hubbub.dsl.lexicon import verb_base # (the lexicon imports nothing from here)
+
+    for suffix in _EVENT_SUFFIXES:
+        if w.endswith(suffix):
+            stem = w[: -len(suffix)]
+            # a noun made from a verb the lexicon knows: rent-al, inspect-ion, book-ing, feed-ing
+            if any(verb_base(s) for s in (stem, stem + "e", stem[:-1] if stem[-1:] == stem[-2:-1] else stem)):
+                return True
+    return False

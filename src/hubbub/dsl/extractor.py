@@ -25,17 +25,31 @@ schemas is strong and the embedded model is weak.
 Before a turn (``before_turn``), the same analysis of the new message decides
 what the assistant should be told: in ``clarifying``, the questions that would
 raise readiness; afterwards, the model so far, so it can describe it.
+
+**Ready when the text ends.** ``before_turn`` also *starts* the turn's
+extraction: the analysis is done there, and the model's proposal runs as a task
+in parallel with the answer (the proposal reads only what the user wrote, plus,
+for a strong model, the earlier turns: not the answer being written).
+``after_turn`` only finishes it: it takes the proposal if it is done, waits for a
+weak model's for at most ``settle`` seconds (then cancels it: the analysis
+leads there anyway), and for a strong model's, which *is* the model, up to its
+own time limit counted from the start of the turn. So the ``dsl`` and ``phase``
+events follow the last text event at once, however long the answer ran. When
+the early start is not possible (no ``registry`` to find the turn's model, the
+turn ran on another model, or the stored model changed in between), the turn is
+extracted after the answer as before. See docs/dsl.md, "How a turn's DSL is made".
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 
 from hubbub.core.events import DslUpdate, Event, PhaseChange
-from hubbub.core.types import Conversation, Message, UsageRecord
+from hubbub.core.types import Conversation, Message, Usage, UsageRecord
 from hubbub.dsl import merge as mg
 from hubbub.dsl.analysis import Analysis, analyze
 from hubbub.dsl.normalize import normalize
@@ -44,12 +58,13 @@ from hubbub.dsl.proposal import propose, summary
 from hubbub.dsl.schema import Dsl, Field
 from hubbub.dsl.text import camel, words
 from hubbub.dsl.validate import problems
-from hubbub.providers.registry import CatalogEntry
+from hubbub.providers.registry import CatalogEntry, ModelRegistry
 from hubbub.storage.repositories import ConversationRepository
 
 log = logging.getLogger(__name__)
 
 CHAT_KIND = "chat"
+EARLY_LIMIT = 256  # extractions started before an answer and not yet finished, over all chats
 
 
 @dataclass
@@ -58,6 +73,31 @@ class Extraction:
     changed: bool
     accepted: bool
     proposal: Dsl | None  # the model's normalised proposal, when there was one
+
+
+@dataclass
+class _Started:
+    """A turn's extraction up to the proposal: the analysis done, the proposal running (``task``)."""
+
+    previous: Dsl | None  # normalised
+    users: tuple[str, ...]  # every user message, in order: what the extraction read
+    model: str  # the catalog id whose provider proposes
+    analysis: Analysis
+    replay: Analysis  # all the user's messages from scratch: the evidence for confidence
+    base: Dsl  # the analysis alone, normalised
+    strong: bool
+    task: asyncio.Task[Dsl | None] | None  # the normalised proposal, None when there is none
+    early: bool = False  # started before the answer (``before_turn``)
+
+    def matches(self, previous: Dsl | None, users: list[str], model: str) -> bool:
+        """Was it started on what the finished turn has (same model so far, words and model)?"""
+        same = (previous.model_dict() if previous is not None else None) == \
+            (self.previous.model_dict() if self.previous is not None else None)
+        return same and tuple(users) == self.users and model == self.model
+
+    def cancel(self) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
 
 def new_user_messages(messages: list[Message]) -> list[str]:
@@ -85,6 +125,8 @@ class DslExtractor:
         strong_models: Iterable[str] = (),
         weak_models: Iterable[str] = (),
         record_usage: Callable[[UsageRecord], Awaitable[None]] | None = None,
+        registry: ModelRegistry | None = None,
+        settle: float = 1.0,
     ) -> None:
         self.conversations = conversations
         self.max_tokens = max_tokens
@@ -94,6 +136,11 @@ class DslExtractor:
         self.strong_models = set(strong_models)
         self.weak_models = set(weak_models)
         self.record_usage = record_usage
+        # To start a turn's proposal before its answer, the hook finds the turn's model itself
+        # (``before_turn`` is not given it); without a registry every turn is extracted afterwards.
+        self.registry = registry
+        self.settle = settle  # seconds a weak model's early proposal may still take after the answer
+        self._early: OrderedDict[str, _Started] = OrderedDict()  # chat id -> its turn's started extraction
 
     def is_strong(self, entry: CatalogEntry) -> bool:
         if entry.info.id in self.weak_models:
@@ -109,15 +156,19 @@ class DslExtractor:
     # -- the hook ----------------------------------------------------------------
 
     async def before_turn(self, conv: Conversation, messages: list[Message], options: dict[str, Any]) -> list[Message]:
-        """A system message for this turn's prompt: questions while clarifying, else the model so far."""
+        """A system message for this turn's prompt: questions while clarifying, else the model so far.
+
+        Also starts the turn's extraction (analysis now, the proposal in parallel with the answer)."""
         if not self.enabled(conv, options):
             return []
         stored = await self.conversations.get(conv.id) or conv
         previous = _stored(stored)
-        users = [m.content for m in messages if m.role == "user"]
-        new = users if previous is None else new_user_messages(messages)
-        analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
-        draft = normalize(analysis.dsl)
+        entry = self._entry(conv, options)
+        started = await self._start(previous, messages, entry, stored)
+        if entry is not None:
+            started.early = True
+            self._remember(conv.id, started)
+        analysis, replay, draft, previous = started.analysis, started.replay, started.base, started.previous
         changed = draft.model_dict() != (previous or Dsl()).model_dict()
         supported = _stated(replay)
         phase = next_phase(stored.phase, draft, changed=changed, accepted=analysis.accepted,
@@ -133,12 +184,40 @@ class DslExtractor:
                     "right or what to change.")
         return [Message("system", text)]
 
+    def _entry(self, conv: Conversation, options: dict[str, Any]) -> CatalogEntry | None:
+        """The turn's model as ``TurnRunner`` picks it for a builder chat (the request's, else the chat's)."""
+        if self.registry is None:
+            return None
+        try:
+            return self.registry.get(options.get("model") or conv.model)
+        except Exception:  # unknown model: the turn itself will say so; extract afterwards
+            return None
+
+    def _remember(self, chat_id: str, started: _Started) -> None:
+        """Keep a started extraction for the turn's ``after_turn``; bounded: a turn that never completes
+        (stopped, failed) leaves its entry until the chat's next turn or until evicted here."""
+        stale = self._early.pop(chat_id, None)
+        if stale is not None:
+            stale.cancel()
+        self._early[chat_id] = started
+        while len(self._early) > EARLY_LIMIT:
+            _, evicted = self._early.popitem(last=False)
+            evicted.cancel()
+
     async def after_turn(self, ctx: Any) -> list[Event]:
-        """Extract, store and announce the DSL of the chat whose turn just completed."""
+        """Finish, store and announce the DSL of the chat whose turn just completed."""
         if not self.enabled(ctx.conversation, ctx.options):
             return []
         conv = await self.conversations.get(ctx.conversation.id) or ctx.conversation
-        result = await self.extract(_stored(conv), conv.phase, ctx.messages, ctx.entry, conversation=conv)
+        previous = _stored(conv)
+        started = self._early.pop(conv.id, None)
+        users = [m.content for m in ctx.messages if m.role == "user"]
+        if started is None or not started.matches(normalize(previous) if previous else None, users,
+                                                  ctx.entry.info.id):
+            if started is not None:
+                started.cancel()
+            started = await self._start(previous, ctx.messages, ctx.entry, conv)
+        result = await self._finish(started, conv.phase)
         wire = result.dsl.to_dict()
         await self.conversations.update(conv.id, dsl=wire, phase=result.dsl.phase)
         return [DslUpdate(wire), PhaseChange(result.dsl.phase)]
@@ -149,23 +228,69 @@ class DslExtractor:
         self, previous: Dsl | None, previous_phase: str | None, messages: list[Message], entry: CatalogEntry,
         *, conversation: Conversation | None = None,
     ) -> Extraction:
-        """The updated DSL for ``messages`` (the whole conversation, the new answer included)."""
+        """The updated DSL for ``messages`` (the whole conversation; the new answer, if there, is only
+        read by a strong model's proposal)."""
+        return await self._finish(await self._start(previous, messages, entry, conversation), previous_phase)
+
+    async def _start(
+        self, previous: Dsl | None, messages: list[Message], entry: CatalogEntry | None,
+        conversation: Conversation | None,
+    ) -> _Started:
+        """The analysis, and the proposal started as a task (when there is a model that can make one)."""
         users = [m.content for m in messages if m.role == "user"]
         new = users if previous is None else new_user_messages(messages)
         previous = normalize(previous) if previous is not None else None
         analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
-        base = normalize(analysis.dsl)
+        base = normalize(_without(analysis.dsl.copy(), replay.superseded))
+        if entry is None:
+            return _Started(previous, tuple(users), "", analysis, replay, base, False, None)
         strong = self.is_strong(entry)
-        proposal: Dsl | None = None
+        task = None
         if entry.provider.capabilities.json_schema and (strong or base.entities or analysis.candidates):
+            task = asyncio.get_running_loop().create_task(
+                self._propose(entry, previous, messages, strong, conversation))
+        return _Started(previous, tuple(users), entry.info.id, analysis, replay, base, strong, task)
+
+    async def _propose(self, entry: CatalogEntry, previous: Dsl | None, messages: list[Message], strong: bool,
+                       conversation: Conversation | None) -> Dsl | None:
+        parts: list[str] = []
+        try:
             answer = await propose(
                 entry, previous, messages, strong=strong,
                 max_tokens=self.strong_max_tokens if strong else self.max_tokens,
-                timeout=self.strong_timeout if strong else self.timeout,
+                timeout=self.strong_timeout if strong else self.timeout, parts=parts,
             )
-            await self._record(entry, answer.usage, conversation)
-            if answer.dsl is not None and answer.dsl.entities:
-                proposal = normalize(answer.dsl)
+        except asyncio.CancelledError:  # not waited for: what it decoded so far is still billed
+            if parts:
+                counted = await asyncio.shield(_count(entry, "".join(parts)))
+                await asyncio.shield(self._record(entry, Usage(0, counted), conversation))
+            raise
+        await self._record(entry, answer.usage, conversation)
+        return normalize(answer.dsl) if answer.dsl is not None and answer.dsl.entities else None
+
+    async def _proposal(self, started: _Started) -> Dsl | None:
+        """The proposal: waited for to its own limit, except a weak model's early one (``settle``)."""
+        if started.task is None:
+            return None
+        if started.early and not started.strong:
+            done, _ = await asyncio.wait({started.task}, timeout=self.settle)
+            if not done:
+                started.cancel()
+                log.info("dsl proposal not ready %.1fs after the answer; the analysis alone is used", self.settle)
+                return None
+        try:
+            return await started.task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this turn is cancelled, not just its proposal
+            return None  # the proposal was cancelled (a newer turn of the chat replaced it)
+
+    async def _finish(self, started: _Started, previous_phase: str | None) -> Extraction:
+        """Combine the analysis and the proposal into the valid DSL with its phase, readiness, confidence."""
+        previous, analysis, replay, base, strong = (started.previous, started.analysis, started.replay,
+                                                    started.base, started.strong)
+        proposal = await self._proposal(started)
         if previous is not None and analysis.accepted and base.model_dict() == previous.model_dict():
             candidate = previous  # "looks good": an acceptance that edits nothing keeps the model as shown
         elif proposal is not None and strong:
@@ -206,6 +331,20 @@ class DslExtractor:
             ))
         except Exception:  # accounting must not cost the user their DSL
             log.exception("recording the dsl extraction's usage failed")
+
+
+async def _count(entry: CatalogEntry, text: str) -> int:
+    try:
+        return await entry.provider.count_text_tokens(text, entry.upstream_model)
+    except Exception:  # an estimate is enough for a cut-off proposal
+        return max(1, len(text) // 4)
+
+
+def _without(dsl: Dsl, superseded: set[mg.Key]) -> Dsl:
+    """``dsl`` less the guessed parents (of an earlier turn) that the user's words have since replaced."""
+    for rel in [r for r in dsl.relationships if mg.rel_key(r) in superseded]:
+        mg.drop_relationships(dsl, rel.source, rel.target, rel.name)
+    return dsl
 
 
 def _stated(analysis: Analysis) -> set[mg.Key]:

@@ -28,7 +28,7 @@ PREPOSITIONS = _set(
     "after before as like against onto inside among around up down out off along beside near than until "
     "upon toward towards"
 )
-CONJUNCTIONS = _set("and or but nor plus then so while whereas although though because if when where")
+CONJUNCTIONS = _set("and or but nor plus then so while whereas although though because if when where whether whenever")
 MODALS = _set("can could should would will must may might shall cannot can't won't wouldn't shouldn't")
 AUXILIARIES = _set(
     "is are was were be been being am do does did done get gets got gotten isn't aren't wasn't weren't "
@@ -53,9 +53,12 @@ ADJECTIVES = _set(
     "external local global general free paid total current previous next last primary secondary real "
     "digital physical social mobile whole entire particular related multiple closed available "
     "possible individual existing upcoming recent favourite handmade shared several such "
-    "scheduled due usual initial final typical standard regular"
+    "scheduled due usual initial final typical standard regular responsible eligible unavailable"
 )
 NUMBERS = _set("zero one two three four five six seven eight nine ten hundred thousand")
+# Words ending in -ly that are not adverbs.
+NOT_ADVERBS = _set("family supply reply assembly rally ally belly jelly bully butterfly monopoly anomaly "
+                   "italy july apply comply multiply")
 RELATIVES = _set("that which who whose where when how why")
 
 # Verbs (base forms). Inflections are generated below.
@@ -72,7 +75,41 @@ VERBS = _set(
     "do go come become like love prefer sit move handle process generate export import sync integrate "
     "authenticate comment post order book list tag link rename split merge replace turn convert keep "
     "forget skip lose say think know help sell stock chat message collect gather capture note write "
-    "design draft invoice lend report answer ask provide serve manage mention sort put contact"
+    "design draft invoice lend report answer ask provide serve manage mention sort put contact "
+    # Verbs of other domains (issue 20: an unknown word is taken for a noun, so a verb missing here
+    # hides a whole clause: "landlords own buildings", "pharmacists fill prescriptions").
+    "inspect roast brew fill install retain cite usher adopt scan plant harvest water feed treat diagnose "
+    "prescribe operate repair maintain wash pack decline verify confirm occupy broadcast stream produce cast "
+    "perform rehearse compete win beat draw coach train mentor tutor study learn practice test examine survey "
+    "observe spot catch grow breed acquire loan donate fund sponsor pledge bid trade swap exchange transfer "
+    "deposit withdraw refund quote estimate weigh count tally rank respond question claim flag poll elect "
+    "nominate endorse recommend suggest propose email text meet enter exit arrive depart travel commute ride "
+    "fly walk hike swim climb dock park unlock lock print copy archive label classify arrange reschedule "
+    "postpone allocate delegate employ recruit interview supervise oversee carry transport supply source "
+    "attach embed unsubscribe block mute ban moderate revise translate summarize illustrate code deploy "
+    "release launch monitor audit certify license graduate assess evaluate judge referee officiate bake "
+    "prepare drink bottle age co-author coauthor cover fix match own look stand favourite pair "
+    "achieve admit advise afford agree announce appear appoint argue assist assume attract avoid begin "
+    "believe bend bind blow boil bother breathe burn calculate celebrate chase combine compare complain "
+    "concentrate conclude conduct consider construct consult continue contribute convince decide declare "
+    "decorate defeat defend define deny depend deserve destroy detect determine develop die differ dig "
+    "disagree disappear discover discuss dislike distribute divide download drag educate eliminate emerge "
+    "enable encourage enforce engage enhance enjoy ensure equip escape establish exceed exist expand "
+    "expect explain explore express extend fail feel fetch fit fold forbid forgive freeze gain govern "
+    "grab greet guarantee guess hang hate hear hide hit hope hunt hurry hurt identify ignore imagine "
+    "implement impose improve indicate influence inform inherit injure insist intend interact interpret "
+    "interrupt introduce invent invest investigate involve jump kick kill kiss knock laugh lean lift "
+    "locate marry melt modify negotiate notice obtain participate persuade possess pour practise pray "
+    "predict preserve prevent proceed promise promote pronounce protect prove pull punish push qualify "
+    "quit reach react realise realize recognise recognize recover reduce refer reflect refuse regard "
+    "relax rely remain remember renew repeat rescue resign resist resolve restore restrict retire reveal "
+    "rise sail seek seem separate settle shake shine shoot shut sing sink sleep slip smell solve speak "
+    "spread stay stick strike succeed suffer suppose surround survive suspect thank throw transform try "
+    "understand undertake unite urge vary wait wake warn wear welcome wonder worry wrap break file "
+    "catalog catalogue act attempt bet bite cause control crash cut damage dance delay demand doubt dream "
+    "dress experience fall fight focus force grade grant guard guide heat highlight increase issue lead "
+    "load limit paint pass permit progress race request research result reward risk shop ski smile switch "
+    "talk taste tour upgrade wish score break file catalog base care"
 )
 # Words that are nouns as often as verbs in app descriptions.
 AMBIGUOUS = _set(
@@ -83,9 +120,19 @@ AMBIGUOUS = _set(
     "place work end start time claim deal track load ride lead draft chat sort project task event match "
     "score point view lesson answer question class course room table seat level hire taste sale trade "
     "display support answer round open booking listing rating setting meeting training posting recording "
-    "reading shipping billing pricing ranking heading saving earning building painting wedding"
+    "reading shipping billing pricing ranking heading saving earning building painting wedding "
+    "age archive audit ban bid block bottle cast catch coach copy count cover deposit dock draw drink email "
+    "estimate exchange feed fill fix flag fund harvest hike interview judge label launch license loan lock "
+    "mentor pack park plant pledge poll print produce quote rank referee refund release repair scan source "
+    "spot supply survey swap tally test text train treat tutor walk wash water code stream study practice "
+    "look stand "
+    "act attempt bet bite cause control crash cut damage dance delay demand doubt dream dress experience "
+    "fall fight focus force grade grant guard guide heat highlight increase issue lead load limit paint "
+    "pass permit progress race request research result reward risk shop ski smile switch talk taste tour "
+    "upgrade wish score break file catalog base care"
 )
 _IRREGULAR_FORMS = {
+    "favourite": "favorite", "favourites": "favorite", "favourited": "favorite", "favouriting": "favorite",
     "wrote": "write", "written": "write", "made": "make", "took": "take", "taken": "take", "gave": "give",
     "given": "give", "bought": "buy", "sold": "sell", "held": "hold", "kept": "keep", "left": "leave",
     "paid": "pay", "sent": "send", "ran": "run", "saw": "see", "seen": "see", "chose": "choose",

@@ -76,15 +76,18 @@ def prompt(previous: Dsl | None, messages: list[Message], strong: bool) -> list[
 
 async def propose(
     entry: CatalogEntry, previous: Dsl | None, messages: list[Message], *, strong: bool, max_tokens: int,
-    timeout: float,
+    timeout: float, parts: list[str] | None = None,
 ) -> Proposal:
-    """The model's proposal; ``dsl`` is None when the provider cannot do it or failed."""
+    """The model's proposal; ``dsl`` is None when the provider cannot do it or failed.
+
+    ``parts`` (the caller's list) receives the text as it comes, so a caller that cancels the
+    call still knows what was decoded (and bills it)."""
     params = SamplingParams(
         temperature=0.0, max_tokens=max_tokens, seed=0,
         response_format=ResponseFormat("json_schema", proposal_schema(rich=strong)),
     )
     request = ProviderRequest(model=entry.upstream_model, messages=prompt(previous, messages, strong), params=params)
-    parts: list[str] = []
+    parts = [] if parts is None else parts
     usage = Usage()
     try:
         async with asyncio.timeout(timeout):

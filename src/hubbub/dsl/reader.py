@@ -24,7 +24,7 @@ HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", 
 LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference", "link", "point", "report", "stay", "go"}
 LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
 FLAGS = {"unique", "optional", "required", "mandatory"}
-PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within"}
+PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within", "about"}
 
 _ACCEPT = re.compile(
     r"\b(looks? (good|great|fine|perfect|right|correct|ok(ay)?)|that'?s (it|all|everything|perfect|great|good|fine|right)"
@@ -53,14 +53,20 @@ class ReaderBase:
         self.words: set[str] = set()
         self.candidates: set[str] = set()
         self.dropped: set[str] = set()
+        self.guessed: dict[mg.Key, str] = {}  # links guessed for an unlinked entity -> that entity
+        self.superseded: set[mg.Key] = set()  # guesses the user's words later replaced
         # Per message: entities it created, the names it uses, app-modifier entities held back.
         self.created: set[str] = set()
         self.vocab: set[str] = set()
         self.weak: list[str] = []
+        self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
+        self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
+        self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
         # Per sentence: chunks already read, the running subject, the last objects, role aliases.
         self.consumed: set[int] = set()
         self.subject: list[str] = []
         self.last_object: list[str] = []
+        self.singular_subject = False  # the running subject was named in the singular ("a screening")
         self.aliases: dict[str, str] = {}
 
     # -- bookkeeping -------------------------------------------------------------
@@ -94,6 +100,8 @@ class ReaderBase:
               required: bool = True, replace: bool = False) -> None:
         self._entity(source, how)
         self._entity(target, how)
+        if how == "stated":
+            self._supersede({source, target})
         if replace:
             mg.drop_relationships(self.dsl, source, target, name)
         if mg.add_relationship(self.dsl, source, target, type_, name):
@@ -103,11 +111,30 @@ class ReaderBase:
                 spec = Field("uuid", required=required, unique=rel.type == "one-to-one")
                 mg.set_field(self.dsl, rel.source, mg.fk_name(rel), spec, override=not required)
 
+    def _supersede(self, names: set[str]) -> None:
+        """A guessed parent (``structure._orphans``) gives way once the user says how its entity is linked."""
+        for key, orphan in list(self.guessed.items()):
+            if orphan in names:
+                del self.guessed[key]
+                self.superseded.add(key)
+                _, a, b, _kind = key
+                if not ({a, b} <= names):  # (the stated link itself may join the same two)
+                    mg.drop_relationships(self.dsl, a, b)
+
     # -- a message -----------------------------------------------------------------
 
     def message(self, text: str) -> None:
         self.created = set()
-        sents = [chunk(s) for s in sentences(text)][:300]
+        texts = sentences(text)[:300]
+        sents = [chunk(s) for s in texts]
+        compounds = _compounds(sents)
+        if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
+            sents = [chunk(s, compounds) for s in texts]
+        self.sents = sents
+        self.things = _things(sents)
+        self.actors = {pascal(c.head) for cs in sents for k, c in enumerate(cs) if c.kind == "NP" and c.plural
+                       and (k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL")
+                            or k > 0 and cs[k - 1].text == "by")}
         for cs in sents:
             for c in cs:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
@@ -122,6 +149,10 @@ class ReaderBase:
             for name in self.weak:
                 self._entity(name)
         self._defaults()
+        self._orphans()
+
+    def _orphans(self) -> None:
+        """Links for what the message left unlinked (``structure.Structure``)."""
 
     def _vocabulary(self, sents: list[list[Chunk]]) -> set[str]:
         """Entity names this message is likely to use: plurals and ``each X`` that are not field words."""
@@ -130,13 +161,19 @@ class ReaderBase:
             for c in cs:
                 if c.kind != "NP":
                     continue
-                if c.plural and c.words[-1] not in dm.PLURAL_FIELDS or {"each", "every"} & set(c.det):
+                if c.plural and (c.words[-1] not in dm.PLURAL_FIELDS or c.head in self.things) \
+                        or {"each", "every"} & set(c.det):
                     name = self._name(c)
                     if name:
                         vocab.add(name)
             for k in range(len(cs) - 1):  # "a budget per category": one per instance of an entity
                 if cs[k].kind == "NP" and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
                     name = self._name(cs[k])  # "a reservation stores the plate number"
+                    if name:
+                        vocab.add(name)
+                elif cs[k].kind == "NP" and cs[k].det and cs[k + 1].kind == "VERB" and not cs[k + 1].text.endswith("ing") \
+                        and cs[k].head not in dm.FIELDS and dm.is_person(cs[k].head):
+                    name = self._name(cs[k])  # "the operator files a work order": whoever acts is someone to store
                     if name:
                         vocab.add(name)
                 if cs[k].text == "per" and cs[k + 1].kind == "NP":
@@ -158,6 +195,8 @@ class ReaderBase:
         if not ws:
             return None
         head = singular(ws[-1])
+        if len(ws) >= 2 and f"{singular(ws[-2])}_{head}" in self.things:
+            return pascal(f"{ws[-2]} {head}")  # "shooting days": a day is no entity, a shooting day is
         if len(ws) >= 2:
             pair = f"{singular(ws[-2])}_{head}"
             modifier = singular(ws[-2])
@@ -168,7 +207,11 @@ class ReaderBase:
             return pascal(head)
         if head in ("people", "person", "everyone", "users") or head == "user":
             return "User" if "Person" not in self.dsl.entities else "Person"
-        if head in dm.NON_ENTITIES or head in dm.APP_WORDS or head in dm.MASS_NOUNS or len(head) < 2:
+        if head in dm.PEERS:  # "with friends": the app's people, whatever it calls them
+            people = [e for e in self.dsl.entities if dm.is_person(e)]
+            return people[0] if people else "User"
+        if (head in dm.NON_ENTITIES or head in dm.APP_WORDS) and head not in self.things \
+                or head in dm.MASS_NOUNS or len(head) < 2:
             return None
         if not head.isalpha():
             return None
@@ -205,11 +248,11 @@ class ReaderBase:
         role ("assignee", "owner") the app's person entity, created as ``User`` when there is none."""
         if np.head in self.aliases:
             return self.aliases[np.head]
-        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities
+        role_word = np.head in dm.ROLES and pascal(np.head) not in self.dsl.entities.keys() | self.actors
         own = None if role_word else self._known(np)
         if own:
             return own
-        if np.head in dm.ROLES or role:
+        if np.head in dm.ROLES or role and np.head == role:  # a role ("assignee"), or the doer of a verb ("editor")
             known = set(self.dsl.entities) | self.vocab
             for cand in ("user", "member", "employee", "customer", "person"):
                 if pascal(cand) in known:
@@ -275,6 +318,50 @@ class ReaderBase:
                         and parent.lower() in dm.PERSONS else None
                     self._link(name, parent, "many-to-one", role, how="inferred")
 
+
+
+def _things(sents: list[list[Chunk]]) -> set[str]:
+    """Words that are usually not data but are here: an app word in the plural ("members borrow *tools*"),
+    a meta word in the plural where an entity stands (subject, object, a listed item: "the *parts* used"),
+    and the two-word names such a word makes ("*shooting days*"): ``part``, ``shooting_day``."""
+    out: set[str] = set()
+    singles = {c.words[0] for cs in sents for c in cs if c.kind == "NP" and len(c.words) == 1 and not c.plural
+               and {"a", "an", "the", "each", "every", "that", "this"} & set(c.det)}
+    for cs in sents:
+        listing = False
+        for k, c in enumerate(cs):
+            listing = listing or c.text == "->" or c.text == ":" and k == 1  # "Cinema: films, screens, ..."
+            if c.kind != "NP" or not c.plural:
+                continue
+            head = c.head
+            if head in dm.APP_WORDS:
+                out.add(head)
+                continue
+            placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
+                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
+            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" or k + 1 < len(cs)
+                                                    and cs[k + 1].kind in ("VERB", "MODAL", "AUX", "HAVE")
+                                                    or head in singles):
+                out.add(head)  # "artists perform sets", "sections have seats" + "a seat": not a count
+                continue
+            if not placed or head not in dm.NON_ENTITIES:
+                continue
+            modifier = singular(c.words[-2]) if len(c.words) >= 2 else ""
+            if modifier.isalpha() and modifier not in dm.NON_ENTITIES | dm.APP_WORDS | dm.MASS_NOUNS:
+                out.add(f"{modifier}_{head}")
+            elif head in dm.SOFT_NON_ENTITIES:
+                out.add(head)
+    return out
+
+
+def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
+    """Two-word names a message uses in the plural ("repair orders", "meeting rooms"): ``repair_order``."""
+    out = set()
+    for cs in sents:
+        for c in cs:
+            if c.kind == "NP" and len(c.words) >= 2 and c.plural and c.words[-2].isalpha():
+                out.add(f"{singular(c.words[-2])}_{singular(c.words[-1])}")
+    return frozenset(out)
 
 
 def modifier_name(np: Chunk, target: str) -> str | None:

@@ -39,6 +39,8 @@ def singular(word: str) -> str:
     w = word.lower()
     if w in _IRREGULAR:
         return _IRREGULAR[w]
+    if len(w) == 3 and w.endswith("s") and w.isalpha() and w not in _SINGULAR_S and w[1] not in "aeiousy":
+        return w[:-1]  # "djs", "ids", "pcs"
     if w in _SINGULAR_S or len(w) <= 3 or not w.endswith("s") or w.endswith(("ss", "us", "is")):
         return w
     if w.endswith("ies") and len(w) > 4:
@@ -119,11 +121,14 @@ def enum_value(text: str) -> str:
 
 
 _SENTENCE = re.compile(r"(?<=[.!?;])\s+|\n+|(?<=[a-z)])\.(?=[A-Z])")
-_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9']*(?:-[A-Za-z0-9]+)*|\d+(?:\.\d+)?|[,:()/&]")
+# "->" chains parts ("quizzes -> questions"), "=" and "+" spell out a record ("a score = judge + points").
+_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9']*(?:-[A-Za-z0-9]+)*|\d+(?:\.\d+)?|->|\u2192|[,:()/&=+]")
+_BULLET = re.compile(r"^[ \t]*(?:[-*+\u2022\u2013]|\d{1,2}[.)])\s+", re.MULTILINE)
 
 
 def sentences(text: str) -> list[str]:
     text = text.replace("\u2019", "'").replace("\u2018", "'").replace("\u201c", '"').replace("\u201d", '"')
+    text = _BULLET.sub("", text)  # a list item is a sentence of its own; its marker says nothing
     return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
 
 
@@ -140,5 +145,7 @@ def tokens(sentence: str) -> list[str]:
             t = "email"
         elif t == "&":
             t = "and"
+        elif t == "\u2192":
+            t = "->"
         out.append(t)
     return out

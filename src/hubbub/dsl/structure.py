@@ -1,0 +1,160 @@
+"""Links from the structure of what was said and of the model itself, not from phrasing (issue 20).
+
+``Structure`` is a mixin of the analysis' reader (``analysis.py``). The
+patterns (``clauses.py``) read what a sentence says; these rules hold across
+domains, whatever the verbs and nouns:
+
+* **what an object is for, about or at** is linked to it when the object is what
+  the subject made or did: "tenants sign leases *for units*", "clients book
+  appointments with a stylist *for a service*"; otherwise to a singular subject:
+  "a screening shows a film *on a screen*" (``_object_places``);
+* **a record spelled out** after ``:`` or ``=`` has those items: "feedings: which
+  animal, what food", "a score = judge + project + points" (``_spelled_out``);
+  ``A -> B -> C`` is a chain of parts (``_chain``);
+* **"each other"**: "runners follow each other" is a self-link, many each way;
+  "games against each other" belong to two of them (``each_other``);
+* **a record left unlinked** ("each checkout" after "members borrow tools") is the
+  join entity of the one many-to-many between a person and a thing: it links
+  both, in place of the many-to-many (``_join``);
+* **an entity left unlinked** gets its most plausible parent, marked *inferred*
+  (half the support of a stated one in ``phase.confidence``): the entity named
+  nearest to it where the user mentioned it (the same sentence), else the
+  model's hub (the entity most others link to). Which way the link goes follows
+  what the two are (``domain.is_event``, ``domain.is_person``): a record of
+  something done belongs to the other side ("a reading" of a meter); a thing
+  belongs to a person ("samples" of researchers); otherwise the unlinked one is
+  the child (``_orphans``).
+"""
+
+from __future__ import annotations
+
+from hubbub.dsl import domain as dm
+from hubbub.dsl import merge as mg
+from hubbub.dsl.chunk import Chunk
+from hubbub.dsl.reader import ReaderBase
+
+OBJECT_PREPS = frozenset("for on about at in to from with between against of".split())
+
+
+def each_other(cs: list[Chunk], i: int) -> bool:
+    return i + 1 < len(cs) and (cs[i].text, cs[i + 1].text) in (("each", "other"), ("one", "another"))
+
+
+class Structure(ReaderBase):
+    """Rules over the model and the message's sentences (``self.sents``) after its patterns ran."""
+
+    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
+        """The items of one entity written out after ``:`` or ``=``: fields, or links where they name one."""
+        items = [c for c in rest if not (c.kind in ("REL", "PRON") and c.text in ("which", "what", "whose", "how"))]
+        consumed, self.consumed = self.consumed, set()
+        try:
+            self._items(items, 0, [owner], False)
+        finally:
+            self.consumed = consumed
+
+    def _chain(self, cs: list[Chunk]) -> None:
+        """"quizzes -> questions -> choices": each is made of the next."""
+        for k in range(1, len(cs) - 1):
+            if cs[k].text == "->" and cs[k - 1].kind == "NP" and cs[k + 1].kind == "NP":
+                whole, part = self._name(cs[k - 1]), self._name(cs[k + 1])
+                if whole and part and whole != part:
+                    self._link(part, whole, "many-to-one")
+                    self.consumed |= {k - 1, k, k + 1}
+
+    def _object_places(self, cs: list[Chunk], i: int, subject: list[str], nps: list[Chunk], base: str) -> int:
+        """What the object is for, about or at ("tenants sign leases *for units*", "clients book appointments
+        with a stylist *for a service*"): the object is linked to each, when it is what the subject made or
+        did (an event, or the subject's own); else the subject is ("a screening shows a film *on a screen*")."""
+        objects = [x for x in (self._name(np) for np in nps) if x and x in self.dsl.entities]
+        if not objects:
+            return i
+        owned = [o for o in objects if any(mg.linked(self.dsl, o, s) for s in subject)
+                 and not any(r.source in subject and r.target == o and r.type == "many-to-one"
+                             for r in self.dsl.relationships)]
+        holders = owned or [s for s in subject if s in self.dsl.entities and self.singular_subject
+                            and not dm.is_person(s) and base not in dm.NEUTRAL_VERBS]
+        j = i
+        while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j].text in OBJECT_PREPS:
+            if each_other(cs, j + 1):  # "members play games against each other": each game has two of them
+                for holder in objects:
+                    for s in subject:  # more specific than the verb's own pairing ("play": many-to-many)
+                        if s in self.dsl.entities and holder != s:
+                            mg.drop_relationships(self.dsl, holder, s)
+                            self._link(holder, s, "many-to-one")
+                j += 3
+                continue
+            places, end = self._np_list(cs, j + 1)
+            if not places:
+                break
+            for np in places:
+                target = self._known(np)
+                if target is None and not np.plural and np.det and (
+                        self._name(np) in self.candidates
+                        or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS):
+                    target = self._name(np)  # what a record is of: "tickets for a seat at a concert"
+                for holder in holders:
+                    if target and target != holder and not mg.linked(self.dsl, holder, target):
+                        self._link(holder, target, "many-to-many" if np.explicit_many else "many-to-one")
+            self.consumed |= set(range(j, end))
+            j = end
+        return j
+
+    def _orphans(self) -> None:
+        """Give each entity this message introduced and left unlinked its most plausible parent."""
+        if len(self.dsl.entities) < 2:
+            return
+        linked = {r.source for r in self.dsl.relationships} | {r.target for r in self.dsl.relationships}
+        for name in [n for n in self.dsl.entities if n in self.created and n not in linked]:
+            if dm.is_event(name) and self._join(name):
+                linked.add(name)
+                continue
+            other = self._nearest(name) or self._hub(name)
+            if other is None:
+                continue
+            child, parent = name, other
+            if dm.is_event(other) and not dm.is_event(name) or dm.is_person(name) and not dm.is_person(other) \
+                    and not dm.is_event(name):
+                child, parent = other, name
+            self._link(child, parent, "many-to-one", how="inferred")
+            self.guessed[("rel", child, parent, "many-to-one")] = name
+            linked |= {child, parent}
+
+    def _join(self, event: str) -> bool:
+        """An unlinked record of something done is the join of the many-to-many that says who did it to
+        what ("members borrow tools" + "each checkout ...": a checkout links a member and a tool)."""
+        pairs = [r for r in self.dsl.relationships if r.type == "many-to-many" and r.source != r.target
+                 and not dm.is_event(r.source) and not dm.is_event(r.target)
+                 and (dm.is_person(r.source) or dm.is_person(r.target))]
+        if len(pairs) != 1:
+            return False
+        rel = pairs[0]
+        mg.drop_relationships(self.dsl, rel.source, rel.target)
+        self._link(event, rel.source, "many-to-one", how="inferred")
+        self._link(event, rel.target, "many-to-one", how="inferred")
+        return True
+
+    def _nearest(self, name: str) -> str | None:
+        """The entity named closest to a mention of ``name`` in one sentence (earlier ones first)."""
+        best: tuple[float, str] | None = None
+        for cs in self.sents:
+            spots = [(k, self._name(c)) for k, c in enumerate(cs) if c.kind == "NP"]
+            mine = [k for k, n in spots if n == name]
+            for k in mine:
+                for j, other in spots:
+                    if other is None or other == name or other not in self.dsl.entities:
+                        continue
+                    distance = abs(j - k) + (0.5 if j > k else 0.0)
+                    if best is None or distance < best[0]:
+                        best = (distance, other)
+        return best[1] if best else None
+
+    def _hub(self, name: str) -> str | None:
+        """The entity most links touch (the first named on a tie), other than ``name``."""
+        counts = {e: 0 for e in self.dsl.entities if e != name}
+        for r in self.dsl.relationships:
+            for end in {r.source, r.target}:
+                if end in counts:
+                    counts[end] += 1
+        if not counts:
+            return None
+        return max(counts, key=lambda e: counts[e])  # max keeps the first of equals: dict order
