@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from hubbub.providers.base import Capabilities
 from hubbub.core.events import Finish, TextDelta, UsageReport
 from hubbub.core.types import ProviderRequest, Usage
 from hubbub.dsl.extractor import DslExtractor
@@ -38,7 +39,7 @@ class Model(ScriptedProvider):
     an extractor that only asks after the answer makes the log show the proposal after ``end``.
     ``hang`` makes the proposal never answer (a slow model)."""
 
-    supports_json_schema = True
+    capabilities = Capabilities(json_schema=True)
 
     def __init__(self, words: int, name: str = "upstream", hang: bool = False, wait: float = 20.0) -> None:
         super().__init__(" ".join(["word"] * words))

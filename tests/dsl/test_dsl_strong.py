@@ -19,6 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from hubbub.providers.base import Capabilities
 from hubbub.core.types import Message, ModelInfo
 from hubbub.dsl.extractor import DslExtractor
 from hubbub.dsl.normalize import normalize
@@ -57,7 +58,7 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
 
 
 class NoModel:
-    name, supports_json_schema = "none", False
+    name, capabilities = "none", Capabilities()
 
 
 async def run(extractor: DslExtractor, entry: Any, turns: list[str]) -> Any:
