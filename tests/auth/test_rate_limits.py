@@ -118,8 +118,8 @@ async def test_per_end_user_limit(limited):
         assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
 
 
-async def test_exact_limit_across_two_replicas_sharing_redis(tmp_path_factory, pg_database, redis_url):
-    common = {"database_url": pg_database, "redis_url": redis_url}
+async def test_exact_limit_across_two_replicas_sharing_redis(tmp_path_factory, module_pg_database, redis_url):
+    common = {"database_url": module_pg_database, "redis_url": redis_url}
     a = start_server(tmp_path_factory.mktemp("replica-a"), **common)
     b = start_server(tmp_path_factory.mktemp("replica-b"), **common)
     try:

@@ -24,8 +24,8 @@ def sdk(server: ServerProcess) -> openai.AsyncOpenAI:
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory, pg_database, redis_url):
-    env = {**ENV, "database_url": pg_database, "redis_url": redis_url}
+def replicas(tmp_path_factory, module_pg_database, redis_url):
+    env = {**ENV, "database_url": module_pg_database, "redis_url": redis_url}
     a = ServerProcess(tmp_path_factory.mktemp("a"), **env).wait_ready()
     b = ServerProcess(tmp_path_factory.mktemp("b"), **env).wait_ready()
     yield a, b

@@ -90,7 +90,7 @@ def backend(request, tmp_path_factory):
     """A server on each backend. No model: every request here is refused before one would run."""
     overrides: dict[str, Any] = {"embedded": {"enabled": False}}
     if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("pg_database")
+        overrides["database_url"] = request.getfixturevalue("module_pg_database")
     srv = start_server(tmp_path_factory.mktemp(f"nul-{request.param}"), **overrides)
     yield srv
     srv.stop()

@@ -79,7 +79,8 @@ class LlamaServer:
 
     def start(self, timeout: float = 90.0) -> "LlamaServer":
         cmd = [sys.executable, str(Path(__file__).with_name("llama_server_main.py")), "--model", str(smollm2_path()), "--host", "127.0.0.1",
-               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--verbose", "false"]
+               "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--verbose", "false",
+               "--n_threads", "1", "--n_threads_batch", "1"]  # as the embedded model in tests (conftest.py)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
         deadline = time.monotonic() + timeout

@@ -31,8 +31,8 @@ async def _resume(client: httpx.AsyncClient, chat_id: str, **headers: str) -> li
         return [e async for e in sse_events(r)]
 
 
-async def test_resuming_a_killed_replicas_chat_ends_soon_with_done(tmp_path_factory, pg_database, redis_url):
-    env = {"database_url": pg_database, "redis_url": redis_url, "max_tokens_cap": "2000"}
+async def test_resuming_a_killed_replicas_chat_ends_soon_with_done(tmp_path_factory, module_pg_database, redis_url):
+    env = {"database_url": module_pg_database, "redis_url": redis_url, "max_tokens_cap": "2000"}
     a = ServerProcess(tmp_path_factory.mktemp("dead-a"), **env).wait_ready()
     b = ServerProcess(tmp_path_factory.mktemp("dead-b"), **env).wait_ready()
     try:

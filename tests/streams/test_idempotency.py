@@ -252,9 +252,9 @@ async def test_the_memory_store_keeps_only_recent_finished_records():
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory, pg_database, redis_url):
-    a = start_server(tmp_path_factory.mktemp("idem-a"), database_url=pg_database, redis_url=redis_url)
-    b = start_server(tmp_path_factory.mktemp("idem-b"), database_url=pg_database, redis_url=redis_url)
+def replicas(tmp_path_factory, module_pg_database, redis_url):
+    a = start_server(tmp_path_factory.mktemp("idem-a"), database_url=module_pg_database, redis_url=redis_url)
+    b = start_server(tmp_path_factory.mktemp("idem-b"), database_url=module_pg_database, redis_url=redis_url)
     yield a, b
     a.stop()
     b.stop()

@@ -14,8 +14,8 @@ LONG = [{"role": "user", "content": "Write a very long story about a dragon who 
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory, pg_database, redis_url):
-    env = {"database_url": pg_database, "redis_url": redis_url, "max_tokens_cap": "150"}
+def replicas(tmp_path_factory, module_pg_database, redis_url):
+    env = {"database_url": module_pg_database, "redis_url": redis_url, "max_tokens_cap": "150"}
     a = ServerProcess(tmp_path_factory.mktemp("a"), **env).wait_ready()
     b = ServerProcess(tmp_path_factory.mktemp("b"), **env).wait_ready()
     yield a, b

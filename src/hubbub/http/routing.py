@@ -60,18 +60,25 @@ async def read_body_limited(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    timeout = request.app.state.settings.body_timeout_seconds
-    size = 0
     parts: list[bytes] = []
-    try:
-        async with asyncio.timeout(timeout):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise PayloadTooLarge(limit)
-                parts.append(chunk)
-    except TimeoutError:
-        raise RequestTimeout(timeout) from None
+
+    async def read() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(limit)
+            parts.append(chunk)
+
+    if request.scope.get("hubbub.body_complete"):  # already received whole (http/server.py): no timer
+        await read()
+    else:
+        timeout = request.app.state.settings.body_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                await read()
+        except TimeoutError:
+            raise RequestTimeout(timeout) from None
     request._body = b"".join(parts)  # Starlette's own cache of the body
     check_json_body(request._body, request.headers.get("content-type"))
 

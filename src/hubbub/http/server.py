@@ -55,6 +55,9 @@ class HeaderTimeout:
             self._disarm()
             return
         cycle = self.cycle  # type: ignore[attr-defined]
+        if cycle is not None and not cycle.more_body:
+            # The whole body is in: the app reads it without arming the body timer (a hot path).
+            cycle.scope["hubbub.body_complete"] = True
         if cycle is not self._seen_cycle:  # a request's headers are complete
             self._seen_cycle = cycle
             self._disarm()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -74,6 +76,24 @@ def _bot(row: Row[Any]) -> Bot:
 def _owned(column: Any, owner: str | None) -> Any:
     """``owner=None`` means "any owner" (admin or open server)."""
     return True if owner is None else column == owner
+
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any) -> Any:
+    """Generated text as every backend can store it: a NUL (PostgreSQL refuses it in text)
+    and a lone surrogate (not UTF-8) become U+FFFD. What a client sends with them is
+    refused at the edge with a 400; what a model or upstream generates is kept, never
+    lost to a failed write (issue 22, Medium 6; docs/security.md)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: storable(v) for k, v in value.items()}
+    return value
 
 
 class ConversationRepository:
@@ -244,9 +264,9 @@ class ConversationRepository:
         parts: tuple[Part, ...] | None = None,
     ) -> None:
         """``parts``: every part of the final answer, when it is more than text (None leaves them)."""
-        values: dict[str, Any] = {"content": content, "status": status, "updated_at": now_ms()}
+        values: dict[str, Any] = {"content": storable(content), "status": status, "updated_at": now_ms()}
         if parts is not None:
-            values["parts"] = parts_to_json(parts)
+            values["parts"] = storable(parts_to_json(parts))
         if prompt_tokens is not None:
             values["prompt_tokens"] = prompt_tokens
         if completion_tokens is not None:
