@@ -134,6 +134,14 @@ async def collect_sse(client: httpx.AsyncClient, method: str, url: str, **kwargs
         return response, [e async for e in sse_events(response)]
 
 
+
+def start_on_backend(request: Any, tmp_path_factory: Any, prefix: str, **overrides: Any) -> ServerThread:
+    """A server on the backend a ``params=["sqlite", "postgres"]`` fixture's ``request`` names;
+    on PostgreSQL in a database of the test module's own (``module_pg_database``)."""
+    if request.param == "postgres":
+        overrides["database_url"] = request.getfixturevalue("module_pg_database")
+    return start_server(tmp_path_factory.mktemp(f"{prefix}-{request.param}"), **overrides)
+
 class ScriptedProvider:
     """Replies with exact text, one word per delta. For tests that need exact text only."""
 

@@ -7,20 +7,16 @@ are stored as U+FFFD (docs/security.md) and the client gets ``done``."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
-from support import ScriptedProvider, collect_sse, register_scripted, start_server
+from support import ScriptedProvider, collect_sse, register_scripted, start_on_backend
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend(request, tmp_path_factory):
-    overrides: dict[str, Any] = {"embedded": {"enabled": False}}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("module_pg_database")
-    srv = start_server(tmp_path_factory.mktemp(f"endings-{request.param}"), **overrides)
+    srv = start_on_backend(request, tmp_path_factory, "endings", embedded={"enabled": False})
     yield srv
     srv.stop()
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from support import start_server
+from support import start_on_backend
 
 HI = [{"role": "user", "content": "hi"}]
 NUL, SURROGATE = "\\u0000", "\\ud800"  # as escapes in raw JSON text
@@ -88,10 +88,7 @@ TARGETS = [
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend(request, tmp_path_factory):
     """A server on each backend. No model: every request here is refused before one would run."""
-    overrides: dict[str, Any] = {"embedded": {"enabled": False}}
-    if request.param == "postgres":
-        overrides["database_url"] = request.getfixturevalue("module_pg_database")
-    srv = start_server(tmp_path_factory.mktemp(f"nul-{request.param}"), **overrides)
+    srv = start_on_backend(request, tmp_path_factory, "nul", embedded={"enabled": False})
     yield srv
     srv.stop()
 
