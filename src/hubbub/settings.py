@@ -71,7 +71,10 @@ class ProviderConfig(BaseModel):
     # "prefill" sends it as a trailing assistant message, "continue_final_message" adds vLLM's
     # flags for that, "none" never continues here.
     continuation: Continuation = "prefill"
-    max_connections: int = Field(default=100, ge=1)
+    # Open connections to this upstream at once: a stream holds one for its whole answer, so this
+    # is the most concurrent streams before requests wait (pool_timeout). 1000: 500 concurrent
+    # streams with the defaults (issue 22; bench/load.py); an idle pooled connection costs ~30 KB.
+    max_connections: int = Field(default=1000, ge=1)
     # Waiting for a free connection (all max_connections busy): a local limit, never counted
     # against the channel; past this the request moves on to the next channel.
     pool_timeout: float = Field(default=30.0, gt=0)

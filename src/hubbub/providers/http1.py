@@ -334,7 +334,7 @@ class Response:
 class Pool:
     """Connections to one origin (``scheme://host:port``)."""
 
-    def __init__(self, origin: str, *, max_connections: int = 100, connect_timeout: float = 10.0,
+    def __init__(self, origin: str, *, max_connections: int = 1000, connect_timeout: float = 10.0,
                  pool_timeout: float | None = None, keepalive: float = 4.0,
                  ssl_context: ssl.SSLContext | None = None, proxy: str | None = None,
                  user_agent: str = "hubbub", max_header_bytes: int = 64 * 1024, max_headers: int = 100) -> None:
