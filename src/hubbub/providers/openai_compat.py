@@ -163,9 +163,11 @@ class OpenAICompatProvider:
         # What an OpenAI-compatible server takes; one that cannot answers with its own 400, passed on.
         self.capabilities = Capabilities(json_schema=True, tools=True, images=True,
                                          continues_answers=config.continuation != "none",
+                                         embeddings=config.embeddings, raw_prompt=config.completions,
                                          sampling=frozenset({"seed"}))
         self._key = api_key
         self._url = config.base_url.rstrip("/") + "/chat/completions"
+        self._base_path = urlsplit(config.base_url.rstrip("/")).path
         headers = dict(config.headers)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -332,6 +334,43 @@ class OpenAICompatProvider:
             estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
         events: list[ProviderEvent] = [*structured, *([TextDelta(text)] if text else [])]
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
+
+    async def embed(self, texts: list[str], model: str, dimensions: int | None = None) -> tuple[Any, int | None]:
+        """``POST {base_url}/embeddings``: the vectors (float32 rows, in input order) and the
+        upstream's prompt token count (None when it sends none). Failures are classified as a
+        chat request's are (``faults.from_status``), so the channel router can fail over."""
+        import numpy as np
+
+        body: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        try:
+            response = await self._pool.request("POST", self._base_path + "/embeddings", orjson.dumps(body),
+                                                self._headers)
+        except HTTPFailure as exc:
+            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
+            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
+        try:
+            if response.status >= 400:
+                raise await self._status_error(response)
+            cap = self.config.max_body_bytes
+            raw = await response.read(limit=cap + 1)
+            if len(raw) > cap:
+                raise UpstreamUnavailable("server_error", f"{self.name}: an answer larger than {cap} bytes")
+            try:
+                obj = orjson.loads(raw)
+                rows = sorted(obj["data"], key=lambda d: d["index"])
+                matrix = np.array([r["embedding"] for r in rows], dtype=np.float32)
+                if matrix.ndim != 2 or len(matrix) != len(texts):
+                    raise ValueError("one vector per input expected")
+                tokens = (obj.get("usage") or {}).get("prompt_tokens")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                raise UpstreamUnavailable("server_error", f"{self.name}: unreadable embeddings response") from None
+        except HTTPFailure as exc:
+            raise UpstreamUnavailable("stream_broken", f"{self.name}: {exc.detail}") from None
+        finally:
+            response.release()
+        return matrix, int(tokens) if isinstance(tokens, int) else None
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -1,13 +1,14 @@
-"""/v1/chat/completions and /v1/models."""
+"""/v1/chat/completions, /v1/completions, /v1/embeddings, /v1/models and /v1/models/{id}."""
 
 from __future__ import annotations
 
 from fastapi import Request, Response
 
 from hubbub.core.service import ChatRequest, bot_params
+from hubbub.errors import ModelNotFound
 from hubbub.http.deps import Service, get_owner
 from hubbub.http.sources import sources_json
-from hubbub.dialects.openai import adapter
+from hubbub.dialects.openai import adapter, embeddings as embeddings_wire
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
 from hubbub.http.routing import body_doc, dialect_router, json_body, request_id
 from hubbub.http.sse import SSEResponse
@@ -54,3 +55,20 @@ async def chat_completions(request: Request) -> Response:
 async def list_models(service: Service) -> Response:
     data = [adapter.model_body(m) for m in service.models()]
     return Response(adapter.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+@router.get("/models/{model_id:path}", summary="Retrieve a model (OpenAI-compatible)")
+async def get_model(model_id: str, service: Service) -> Response:
+    # Model ids may hold slashes (``meta-llama/Llama-3``): the rest of the path is the id.
+    if not model_id:  # ``/v1/models/``: no id, not the default model
+        raise ModelNotFound(model_id, service.registry.ids())
+    return Response(adapter.dumps(adapter.model_body(service.model(model_id))), media_type="application/json")
+
+
+@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)",
+             openapi_extra=body_doc(embeddings_wire.EmbeddingRequest))
+async def create_embeddings(request: Request) -> Response:
+    body = json_body(request, embeddings_wire.EmbeddingRequest)
+    texts = embeddings_wire.texts(body)
+    result = await request.app.state.container.embeddings.embed(body.model, texts, body.dimensions)
+    return Response(adapter.dumps(embeddings_wire.body(result, body.encoding_format)), media_type="application/json")
