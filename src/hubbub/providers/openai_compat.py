@@ -132,7 +132,10 @@ def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool)
         if config.continuation == "continue_final_message":
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
-    body["messages"] = messages
+    if request.prompt is not None:  # /completions: a raw prompt, no messages (Capabilities.raw_prompt)
+        body["prompt"] = request.prompt
+    else:
+        body["messages"] = messages
     if p.max_tokens is not None:
         body["max_tokens"] = p.max_tokens
     if p.stop:
@@ -212,7 +215,8 @@ class OpenAICompatProvider:
             raise InvalidRequest("The request cannot be sent to the upstream model",
                                  [FieldProblem("body", str(exc))]) from None
         try:
-            response = await self._pool.request("POST", self._path, body, self._headers)
+            path = self._path if request.prompt is None else self._base_path + "/completions"
+            response = await self._pool.request("POST", path, body, self._headers)
         except HTTPFailure as exc:
             kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
             raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
@@ -256,7 +260,9 @@ class OpenAICompatProvider:
                             broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
                             break
                         for choice in (obj.get("choices") or ())[:1]:
-                            delta = choice.get("delta") or {}
+                            delta = choice.get("delta")
+                            if delta is None:  # a text_completion chunk (/completions): its ``text``
+                                delta = {"content": choice.get("text")}
                             text = delta.get("content")
                             if text:
                                 if not isinstance(text, str):
@@ -323,7 +329,7 @@ class OpenAICompatProvider:
         try:
             obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
-            message = choice.get("message") or {}
+            message = choice.get("message") or {"content": choice.get("text")}  # chat, or /completions
             text = message.get("content") or ""
             if not isinstance(text, str):
                 raise TypeError("content is not a string")

@@ -8,7 +8,9 @@ from hubbub.core.service import ChatRequest, bot_params
 from hubbub.errors import ModelNotFound
 from hubbub.http.deps import Service, get_owner
 from hubbub.http.sources import sources_json
-from hubbub.dialects.openai import adapter, embeddings as embeddings_wire
+import asyncio
+
+from hubbub.dialects.openai import adapter, completions as legacy, embeddings as embeddings_wire
 from hubbub.dialects.openai.protocol import ChatCompletionRequest
 from hubbub.http.routing import body_doc, dialect_router, json_body, request_id
 from hubbub.http.sse import SSEResponse
@@ -72,3 +74,32 @@ async def create_embeddings(request: Request) -> Response:
     texts = embeddings_wire.texts(body)
     result = await request.app.state.container.embeddings.embed(body.model, texts, body.dimensions)
     return Response(adapter.dumps(embeddings_wire.body(result, body.encoding_format)), media_type="application/json")
+
+
+@router.post("/completions", summary="Create a text completion (legacy OpenAI-compatible)",
+             openapi_extra=body_doc(legacy.CompletionRequest))
+async def completions(request: Request) -> Response:
+    body = json_body(request, legacy.CompletionRequest)
+    texts = legacy.prompts(body)
+    container = request.app.state.container
+    service, owner = container.service, get_owner(request)
+    params, _ = legacy.to_params(body)
+
+    async def open_one(i: int):  # noqa: ANN202
+        return await service.open_stream(ChatRequest(messages=[], model=body.model, params=params, owner=owner,
+                                                     user_id=body.user, request_id=request_id(request),
+                                                     prompt=texts[i]))
+
+    if body.stream:
+        first = await open_one(0)  # errors before any output get their status
+        model, headers = adapter.served(first, body.model)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return SSEResponse(legacy.chunk_stream(first, open_one, texts, body.echo, model, include_usage,
+                                               adapter.error_body),
+                           container.settings.sse_ping_seconds, headers=headers)
+    gens = [await open_one(0)]
+    gens += await asyncio.gather(*(open_one(i) for i in range(1, len(texts))))
+    await asyncio.gather(*(g.collect() for g in gens))
+    model, headers = adapter.served(gens[0], body.model)
+    out = legacy.completion_body(gens, texts, body.echo, model)
+    return Response(adapter.dumps(out), media_type="application/json", headers=headers)
