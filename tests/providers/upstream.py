@@ -505,10 +505,12 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
         {"name": "stalled", "base_url": proxies["stall"].url},
         {"name": "via-d", "base_url": proxies["d"].url},
         {"name": "via-b-whole", "base_url": proxies["b"].url, "stream": False},  # the upstream's own usage
+        {"name": "llama-legacy", "base_url": llama.url + "/v1", "completions": True},  # /v1/completions (issue 21)
     ]
     models = [
         {"id": "up-direct", "provider": "llama", "context_length": 2048, "pricing": PRICING},
         {"id": "up-whole", "provider": "llama-whole", "context_length": 2048},
+        {"id": "up-legacy", "provider": "llama-legacy", "context_length": 2048},
         # Claims more context than the server has, so the upstream's own 400 is what answers. Through
         # the whole-answer provider: llama-cpp-python's server answers a too-long *streamed* request
         # with an empty 200 stream instead of its 400.
