@@ -156,7 +156,8 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     local_provider = registry.get(EMBEDDED_MODEL_ID).provider if settings.embedded.enabled else None
     # /v1/embeddings: the RAG embedder by its name, the GGUF for embedded models, upstreams that embed.
     embeddings = EmbeddingService(registry, {rag.embedder.name: rag.embedder} if rag.embedder is not None else {},
-                                  local=gguf, local_provider=local_provider, max_inputs=settings.max_embedding_inputs)
+                                  local=gguf, local_provider=local_provider, max_inputs=settings.max_embedding_inputs,
+                                  chat=service)
     service.retriever = rag
     await service.ensure_default_bot()
     hub: StreamHub = MemoryStreamHub()

@@ -107,6 +107,15 @@ async def test_too_many_inputs_and_unknown_model(api, server):
     assert unknown.value.body["code"] == "model_not_found"
 
 
+async def test_embeddings_are_a_usage_row(server, client):
+    r = await client.post("/v1/embeddings", json={"model": MODEL, "input": ["one two three", "four"]},
+                          headers={"X-Request-Id": "embed-usage-1"})
+    tokens = r.json()["usage"]["prompt_tokens"]
+    assert r.status_code == 200 and tokens >= 4
+    server.call(server.container.service.usage_writer.flush())
+    assert server.call(server.container.usage.count("embed-usage-1")) == 1
+
+
 # -- models, routes -------------------------------------------------------------------------
 
 async def test_retrieve_a_model(api, client):
@@ -213,3 +222,15 @@ async def test_chat_tool_calls_match_openai_schemas(client):
     deltas = [json.loads(e.data) for e in events if e.data != "[DONE]"]
     assert any(c["choices"] and c["choices"][0]["delta"].get("tool_calls") for c in deltas)
     assert "system_fingerprint" not in deltas[0]
+
+
+async def test_one_prompt_that_cannot_start_fails_the_request_and_frees_the_others(server, client):
+    r = await client.post("/v1/completions", json={"model": MODEL, "prompt": ["Hi", "word " * 9000],
+                                                   "max_tokens": 200})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    import asyncio
+    for _ in range(100):  # the started one is closed, not left decoding its 200 tokens
+        if server.container.service.metrics.active_streams == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert server.container.service.metrics.active_streams == 0

@@ -6,19 +6,28 @@
                 ├─ a provider with Capabilities.embeddings ─► its embed()  ───┘    + prompt tokens
                 └─ any other model ─► 400 (it cannot embed), unknown ─► 404
 
-Limits (count of inputs, empty inputs) are checked here, before any model runs; a model's own
-input-length limit is its embedder's (docs/api-decisions.md, "Embeddings").
+Limits (count of inputs, empty inputs, the end user's quota) are checked here, before any model
+runs; a model's own input-length limit is its embedder's (docs/api-decisions.md, "Embeddings").
+Each request is a usage row (prompt tokens, no completion tokens) charged to the key's and the end
+user's token quotas, through the chat pipeline's own ``ChatService.record_usage_soon``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from hubbub.errors import FieldProblem, InvalidRequest
+from hubbub.core.types import UsageRecord
 from hubbub.providers.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from hubbub.core.service import ChatService
+
+log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
@@ -66,8 +75,10 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
 
 class EmbeddingService:
     def __init__(self, registry: ModelRegistry, named: dict[str, Embedder] | None = None,
-                 local: Embedder | None = None, local_provider: Any = None, max_inputs: int = 2048) -> None:
+                 local: Embedder | None = None, local_provider: Any = None, max_inputs: int = 2048,
+                 chat: "ChatService | None" = None) -> None:
         self.registry = registry
+        self.chat = chat  # limits and usage rows, as for a chat
         self.named = dict(named or {})
         self.local = local  # the GGUF embedder, for models the embedded provider serves
         self.local_provider = local_provider
@@ -89,7 +100,9 @@ class EmbeddingService:
     def models(self) -> list[str]:
         return list(self.named)
 
-    async def embed(self, model: str, texts: list[str], dimensions: int | None = None) -> Embeddings:
+    async def embed(self, model: str, texts: list[str], dimensions: int | None = None, *,
+                    owner: str | None = None, user_id: str | None = None, request_id: str | None = None
+                    ) -> Embeddings:
         if not texts:
             raise InvalidRequest("Invalid request", [FieldProblem("input", "must not be empty")])
         if len(texts) > self.max_inputs:
@@ -100,6 +113,8 @@ class EmbeddingService:
             field = f"input.{empty[0]}" if len(texts) > 1 else "input"
             raise InvalidRequest("Invalid request", [FieldProblem(field, "must not be an empty string")])
         embedder = self.resolve(model)
+        if self.chat is not None:
+            await self.chat.limiter.check_user(user_id)
         counted = getattr(embedder, "embed_counted", None)
         tokens: int | None = None
         if counted is not None:
@@ -112,4 +127,15 @@ class EmbeddingService:
                 "dimensions", f"'{model}' makes vectors of {vectors.shape[1]} dimensions and cannot shorten them")])
         if tokens is None:
             tokens = sum(embedder.count_tokens(t) or max(1, len(t) // 4) for t in texts)
+        self._record(model, tokens, owner, user_id, request_id)
         return Embeddings(vectors, tokens, model)
+
+    def _record(self, model: str, tokens: int, owner: str | None, user_id: str | None, request_id: str | None) -> None:
+        if self.chat is None:
+            return
+        try:
+            price = self.registry.get(model).info.pricing_prompt if model in self.registry.ids() else 0.0
+            self.chat.record_usage_soon(UsageRecord(model, tokens, 0, tokens * price / 1000.0, owner=owner,
+                                                    user_id=user_id, request_id=request_id))
+        except Exception:  # bookkeeping never breaks the answer it counts
+            log.exception("could not record embeddings usage")

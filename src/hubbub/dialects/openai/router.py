@@ -72,7 +72,8 @@ async def get_model(model_id: str, service: Service) -> Response:
 async def create_embeddings(request: Request) -> Response:
     body = json_body(request, embeddings_wire.EmbeddingRequest)
     texts = embeddings_wire.texts(body)
-    result = await request.app.state.container.embeddings.embed(body.model, texts, body.dimensions)
+    result = await request.app.state.container.embeddings.embed(
+        body.model, texts, body.dimensions, owner=get_owner(request), user_id=body.user, request_id=request_id(request))
     return Response(adapter.dumps(embeddings_wire.body(result, body.encoding_format)), media_type="application/json")
 
 
@@ -97,8 +98,15 @@ async def completions(request: Request) -> Response:
         return SSEResponse(legacy.chunk_stream(first, open_one, texts, body.echo, model, include_usage,
                                                adapter.error_body),
                            container.settings.sse_ping_seconds, headers=headers)
-    gens = [await open_one(0)]
-    gens += await asyncio.gather(*(open_one(i) for i in range(1, len(texts))))
+    # Every prompt at once (the embedded model batches them); if one cannot start, the others stop.
+    opened = await asyncio.gather(*(open_one(i) for i in range(len(texts))), return_exceptions=True)
+    failed = next((g for g in opened if isinstance(g, BaseException)), None)
+    if failed is not None:
+        for g in opened:
+            if not isinstance(g, BaseException):
+                await g.settle()
+        raise failed
+    gens = [g for g in opened if not isinstance(g, BaseException)]
     await asyncio.gather(*(g.collect() for g in gens))
     model, headers = adapter.served(gens[0], body.model)
     out = legacy.completion_body(gens, texts, body.echo, model)
