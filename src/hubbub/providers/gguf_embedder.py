@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from hubbub.settings import EmbeddedConfig
 
 log = logging.getLogger(__name__)
+_PATCH_LOCK = threading.Lock()
 
 
 class GGUFEmbedder:
@@ -40,7 +42,26 @@ class GGUFEmbedder:
 
     def _load(self) -> Any:
         import llama_cpp
+        import llama_cpp.llama_cpp as low_level
 
+        # No extra buffer types (AMX), as the chat model loads (embedded.py, docs/architecture.md):
+        # ``Llama`` takes no such argument, so its defaults are amended for this one construction
+        # (under the module lock: two loads never overlap; the chat model is loaded at start).
+        defaults = low_level.llama_model_default_params
+
+        def without_extra_bufts() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        with _PATCH_LOCK:
+            low_level.llama_model_default_params = without_extra_bufts
+            try:
+                return self._construct(llama_cpp)
+            finally:
+                low_level.llama_model_default_params = defaults
+
+    def _construct(self, llama_cpp: Any) -> Any:
         # The whole input must be in one micro-batch for llama.cpp to pool it: n_ubatch = n_ctx.
         return llama_cpp.Llama(model_path=str(self.path), embedding=True,
                                pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN, n_ctx=self.n_ctx,
