@@ -56,7 +56,10 @@ def validate(name: str, instance: Any) -> None:
 
 
 def schema_for(method: str, path: str, status: int, streamed: bool) -> str | None:
-    """The component a ``/v1`` response must match (None: not an OpenAI route, e.g. /v1/messages)."""
+    """The component a ``/v1`` response must match (None: not an OpenAI route: the bots dialect's
+    ``/v1/chat``, Anthropic's ``/v1/messages``)."""
+    if path == "/v1/chat" or path.startswith("/v1/messages"):
+        return None
     if status >= 400:
         return "ErrorResponse"
     if method == "POST" and path == "/v1/chat/completions":

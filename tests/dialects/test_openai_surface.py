@@ -234,3 +234,11 @@ async def test_one_prompt_that_cannot_start_fails_the_request_and_frees_the_othe
             break
         await asyncio.sleep(0.02)
     assert server.container.service.metrics.active_streams == 0
+
+
+async def test_the_bots_dialects_v1_chat_keeps_its_own_shape(server):
+    """``POST /v1/chat`` is the bots dialect's, whose errors are ``{"detail": …}``: a wrong method
+    there keeps that shape, not OpenAI's."""
+    async with httpx.AsyncClient(base_url=server.url) as plain:
+        r = await plain.get("/v1/chat")
+    assert r.status_code == 405 and r.json() == {"detail": "Method Not Allowed"}
