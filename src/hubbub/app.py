@@ -6,12 +6,15 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp
 
 from hubbub import __version__
 from hubbub.container import build_container, live_metrics
+from hubbub.dialects.openai.adapter import unmatched_route
 from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.http.middleware import DirectRoutes, RequestMiddleware
 from hubbub.metrics import Metrics
@@ -64,6 +67,24 @@ class HubbubApp(FastAPI):
         return RequestMiddleware(app, self.metrics)
 
 
+def _unmatched(openai_error: Any, foreign: frozenset[str] = frozenset()) -> Any:
+    """Starlette's 404 (no route) and 405 (wrong method), and any other ``HTTPException``: under
+    ``/v1`` in OpenAI's error shape, elsewhere as FastAPI renders them. Both the fast path and
+    the normal one end here, since ``DirectRoutes`` passes anything it does not serve on to the
+    router (tests/http/test_fastpath.py checks they agree). ``foreign``: paths under ``/v1`` that
+    belong to a dialect with its own error shape (the bots dialect's ``POST /v1/chat``), whose
+    wrong methods keep FastAPI's ``{"detail": …}`` as that dialect's errors do."""
+
+    async def handler(request: Request, exc: Exception) -> Any:
+        assert isinstance(exc, StarletteHTTPException)
+        path = request.url.path
+        if (path == "/v1" or path.startswith("/v1/")) and path not in foreign:
+            return openai_error(exc.status_code, request.method, path, exc.headers)
+        return await http_exception_handler(request, exc)
+
+    return handler
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     metrics = Metrics()
@@ -92,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await container.hub.aclose()
             if container.rag is not None:
                 await container.rag.aclose()
+            if container.embeddings is not None and container.embeddings.local is not None:
+                await container.embeddings.local.aclose()  # type: ignore[attr-defined]
             if container.idempotency is not None:
                 await container.idempotency.aclose()
             if container.limiter is not None:
@@ -142,5 +165,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from hubbub.web import router as web
 
     app.include(web.router)  # `/` and `/static/...`: the chat page (docs/web.md)
+    bots_paths = frozenset(r.path for r in bots.router.routes if isinstance(r, APIRoute))
+    app.add_exception_handler(StarletteHTTPException, _unmatched(unmatched_route, bots_paths))
     app.check_fast_path()
     return app

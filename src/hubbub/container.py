@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.auth import Authenticator
+from hubbub.core.embeddings import EmbeddingService
 from hubbub.core.service import ChatService, InputLimits
 from hubbub.core.turns import TurnRunner
 from hubbub.core.types import ModelInfo
@@ -61,6 +62,7 @@ class Container:
     rag: RagService | None = None
     responses: ResponseRepository | None = None  # the Responses API's stored responses
     redis: Any = None  # the one ``redis.asyncio.Redis`` of the app, when ``redis_url`` is set
+    embeddings: EmbeddingService | None = None  # /v1/embeddings (core/embeddings.py)
 
 
 async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provider]]:
@@ -145,7 +147,17 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     backend = RedisLimits(redis) if redis is not None else MemoryLimits()
     limiter = Limiter(backend, Quota(settings.user_rpm, settings.user_tpm, settings.user_daily_tokens))
     service = ChatService(registry, bots, usage, limits, limiter, metrics)
-    rag = RagService(engine, settings.rag, build_embedder(settings.rag))
+    gguf = None
+    if settings.embedded.enabled and settings.embedded.embeddings:
+        from hubbub.providers.gguf_embedder import from_config
+
+        gguf = from_config(settings.embedded, EMBEDDED_MODEL_ID)
+    rag = RagService(engine, settings.rag, build_embedder(settings.rag, embedded=gguf, registry=registry))
+    local_provider = registry.get(EMBEDDED_MODEL_ID).provider if settings.embedded.enabled else None
+    # /v1/embeddings: the RAG embedder by its name, the GGUF for embedded models, upstreams that embed.
+    embeddings = EmbeddingService(registry, {rag.embedder.name: rag.embedder} if rag.embedder is not None else {},
+                                  local=gguf, local_provider=local_provider, max_inputs=settings.max_embedding_inputs,
+                                  chat=service)
     service.retriever = rag
     await service.ensure_default_bot()
     hub: StreamHub = MemoryStreamHub()
@@ -165,4 +177,5 @@ async def build_container(settings: Settings, metrics: Metrics | None = None) ->
     keys = KeyRepository(engine)
     return Container(settings, engine, registry, service, conversations, bots, usage, hub, turns, providers,
                      keys=keys, auth=Authenticator(keys), limiter=limiter, idempotency=build_store(hub), rag=rag,
-                     responses=ResponseRepository(engine, settings.response_retention_days), redis=redis)
+                     responses=ResponseRepository(engine, settings.response_retention_days), redis=redis,
+                     embeddings=embeddings)

@@ -66,6 +66,10 @@ class ProviderConfig(BaseModel):
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
     stream: bool = True  # False: ask the upstream for whole answers (openai)
     sampling: bool = True  # False: never send temperature/top_p (models that refuse them)
+    # The upstream also serves ``/embeddings`` and ``/completions`` for its models (openai kind):
+    # hubbub's /v1/embeddings and /v1/completions forward there; off, they are a 400 for its models.
+    embeddings: bool = False
+    completions: bool = False
     connect_timeout: float = Field(default=10.0, gt=0)
     # How this upstream continues an answer another channel began (mid-stream failover):
     # "prefill" sends it as a trailing assistant message, "continue_final_message" adds vLLM's
@@ -137,6 +141,10 @@ class EmbeddedConfig(BaseModel):
     # Requests decoded together (continuous batching); more wait in a queue. Each holds a KV
     # stream of n_ctx cells (SmolLM2-135M: 23 KB a cell, so 8 × 8192 cells ≈ 1.5 GB).
     max_sequences: int = Field(8, ge=1, le=64)
+    # /v1/embeddings from this GGUF (mean-pooled, loaded a second time in embedding mode on first
+    # use; docs/api-decisions.md "Embeddings"): on or off, and the longest input in tokens.
+    embeddings: bool = True
+    embedding_n_ctx: int = Field(2048, ge=16, le=32768)
 
 
 class Settings(BaseSettings):
@@ -176,6 +184,7 @@ class Settings(BaseSettings):
     max_document_bytes: int = 20 * 1024 * 1024
     max_messages: int = 1000
     max_tokens_cap: int = 4096
+    max_embedding_inputs: int = Field(2048, ge=1)  # inputs in one /v1/embeddings request (OpenAI's limit)
     user_rpm: int | None = None  # per end user (userId / user_id / user) across all keys
     user_tpm: int | None = None
     user_daily_tokens: int | None = None

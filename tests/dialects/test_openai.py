@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import jsonschema
 import openai
 import pytest
 
+from openai_schema import RecordingTransport, check
 from support import collect_sse
 
 MODEL = "smollm2-135m-instruct"
 HELLO = [{"role": "user", "content": "Say hello."}]
+
+
+@pytest.fixture
+def recorder():
+    """Every /v1 response a test receives, validated against OpenAI's OpenAPI schemas at its end
+    (issue 21; tests/dialects/openai_schema.py)."""
+    transport = RecordingTransport()
+    yield transport
+    check(transport.recorded)
+
+
+@pytest.fixture
+async def client(server, recorder):
+    async with httpx.AsyncClient(base_url=server.url, timeout=60, transport=recorder) as c:
+        yield c
 
 
 async def test_non_stream_shape_and_usage(client):
@@ -223,8 +240,9 @@ async def test_models_list(client):
     assert isinstance(model["created"], int) and model["owned_by"]
 
 
-async def test_official_openai_client(server):
-    api = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused")
+async def test_official_openai_client(server, recorder):
+    api = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused",
+                             http_client=httpx.AsyncClient(transport=recorder))
     models = await api.models.list()
     assert MODEL in [m.id for m in models.data]
     done = await api.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=5)

@@ -124,3 +124,21 @@ def test_a_fast_route_with_the_wrong_signature_is_refused_at_start_up():
         @router.post("/v1/chat/completions")
         async def wrong(request: Request, extra: int = 0) -> dict:  # noqa: ARG001
             return {}
+
+
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/v1/chat/completions", 405), ("PUT", "/v1/messages", 405), ("GET", "/v1/no-such-route", 404),
+    ("POST", "/v1/chat/completions/extra", 404),
+])
+async def test_unknown_routes_and_wrong_methods_answer_alike_on_both_paths(servers, method, path, status):
+    """A fast route's path with another method, or no route at all: the fast path passes it on
+    to the router, so both answer with the same OpenAI-shaped 404/405 (issue 21)."""
+    answers = []
+    for server in servers:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            r = await client.request(method, path)
+        answers.append((r.status_code, r.headers.get("allow"), r.json()))
+    assert answers[0] == answers[1]
+    status_got, allow, body = answers[0]
+    assert status_got == status and body["error"]["type"] == "invalid_request_error"
+    assert (allow is not None) == (status == 405)

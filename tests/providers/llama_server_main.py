@@ -7,6 +7,7 @@ flag for it, so this launcher sets it in llama-cpp-python's default model parame
 runs the server module unchanged, with the same command-line arguments.
 """
 
+import os
 import runpy
 
 import llama_cpp
@@ -22,5 +23,16 @@ def _params():  # noqa: ANN202
 
 
 low_level.llama_model_default_params = _params
+
+if os.environ.get("HUBBUB_TEST_LLAMA_POOLING") == "mean":
+    # The server has no pooling flag, and SmolLM2's GGUF names none, so its /v1/embeddings would
+    # answer one vector per token; mean pooling gives one per input, as hubbub's own (issue 21).
+    _init = llama_cpp.Llama.__init__
+
+    def _init_mean(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        kwargs.setdefault("pooling_type", llama_cpp.LLAMA_POOLING_TYPE_MEAN)
+        _init(self, *args, **kwargs)
+
+    llama_cpp.Llama.__init__ = _init_mean
 llama_cpp.llama_model_default_params = _params
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)

@@ -125,3 +125,19 @@ async def test_requests_ask_the_upstream_for_usage_and_pass_sampling_on(hub, pro
     assert (sent["temperature"], sent["top_p"], sent["stop"], sent["seed"], sent["max_tokens"]) == \
         (0.2, 0.5, ["\n\n"], 11, 3)
     assert sent["model"] == "up-pair" and sent["messages"] == HI
+
+
+async def test_legacy_completions_forward_to_an_upstream_that_serves_them(hub, llama):
+    """``completions = true``: /v1/completions goes to the upstream's own /completions, streamed or
+    whole, with the same greedy text; a provider without it is a 400 naming ``model`` (issue 21)."""
+    body = {"prompt": "The capital of France is", "max_tokens": 6, "temperature": 0}
+    async with httpx.AsyncClient(timeout=60) as c:
+        direct = (await c.post(llama.url + "/v1/completions", json={"model": "x", **body})).json()
+    expected = direct["choices"][0]["text"]
+    whole = await hub.post("/v1/completions", json={"model": "up-legacy", **body})
+    assert whole.status_code == 200, whole.text
+    assert whole.json()["choices"][0]["text"] == expected and whole.json()["object"] == "text_completion"
+    r, events = await collect_sse(hub, "POST", "/v1/completions", json={"model": "up-legacy", "stream": True, **body})
+    assert "".join(e.json()["choices"][0]["text"] for e in events if e.data != "[DONE]") == expected
+    refused = await hub.post("/v1/completions", json={"model": "up-direct", **body})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "model"

@@ -70,7 +70,8 @@ def smollm2_path() -> Path:
 class LlamaServer:
     """``python -m llama_cpp.server`` on a free loopback port; ready when ``start`` returns."""
 
-    def __init__(self, log_path: Path, n_ctx: int = 2048) -> None:
+    def __init__(self, log_path: Path, n_ctx: int = 2048, embedding: bool = False) -> None:
+        self.embedding = embedding  # serve /v1/embeddings (mean-pooled) instead of chat
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -81,8 +82,12 @@ class LlamaServer:
         cmd = [sys.executable, str(Path(__file__).with_name("llama_server_main.py")), "--model", str(smollm2_path()), "--host", "127.0.0.1",
                "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--verbose", "false",
                "--n_threads", "1", "--n_threads_batch", "1"]  # as the embedded model in tests (conftest.py)
+        env = {**os.environ}
+        if self.embedding:
+            cmd += ["--embedding", "true"]
+            env["HUBBUB_TEST_LLAMA_POOLING"] = "mean"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ})
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -96,6 +101,8 @@ class LlamaServer:
         else:
             self.stop()
             raise RuntimeError(f"llama_cpp.server not ready in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+        if self.embedding:
+            return self
         # The first completion is slow (seconds: the weights are paged in): pay for it here, once,
         # so no test's first-token timeout does.
         body = {"model": "warm-up", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
@@ -498,10 +505,12 @@ def upstream_settings(llama: LlamaServer, proxies: dict[str, FaultProxy]) -> dic
         {"name": "stalled", "base_url": proxies["stall"].url},
         {"name": "via-d", "base_url": proxies["d"].url},
         {"name": "via-b-whole", "base_url": proxies["b"].url, "stream": False},  # the upstream's own usage
+        {"name": "llama-legacy", "base_url": llama.url + "/v1", "completions": True},  # /v1/completions (issue 21)
     ]
     models = [
         {"id": "up-direct", "provider": "llama", "context_length": 2048, "pricing": PRICING},
         {"id": "up-whole", "provider": "llama-whole", "context_length": 2048},
+        {"id": "up-legacy", "provider": "llama-legacy", "context_length": 2048},
         # Claims more context than the server has, so the upstream's own 400 is what answers. Through
         # the whole-answer provider: llama-cpp-python's server answers a too-long *streamed* request
         # with an empty 200 stream instead of its 400.

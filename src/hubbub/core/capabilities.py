@@ -50,3 +50,13 @@ def check_capabilities(entry: "CatalogEntry", messages: list[Message], params: S
         refuse("thinking", "extended thinking")
     if problems:
         raise InvalidRequest(problems[0].message, problems)
+
+
+def check_raw_prompt(entry: "CatalogEntry") -> None:
+    """A raw text prompt (``/v1/completions``) needs a model that continues text without its chat
+    template (``Capabilities.raw_prompt``): the embedded model, or an upstream with ``completions``."""
+    if not entry.provider.capabilities.raw_prompt:
+        model = entry.info.id
+        raise InvalidRequest(f"raw text prompts are not supported by the model '{model}'", [FieldProblem(
+            "model", f"raw text prompts (/v1/completions) are not supported by the model '{model}'; "
+            "use /v1/chat/completions", "unsupported")])

@@ -21,11 +21,11 @@ import logging
 from dataclasses import dataclass, field, replace
 
 from hubbub.core import grounding
-from hubbub.core.capabilities import check_capabilities
+from hubbub.core.capabilities import check_capabilities, check_raw_prompt
 from hubbub.core.context import check_fits, completion_reserve, trim_to_fit
 from hubbub.core.generation import Generation
 from hubbub.core.types import Bot, Message, ModelInfo, ProviderRequest, SamplingParams, Source, Tools, UsageRecord
-from hubbub.errors import FieldProblem, InvalidRequest, NotFound
+from hubbub.errors import ContextTooLong, FieldProblem, InvalidRequest, NotFound
 from hubbub.metrics import Metrics
 from hubbub.limits import KeyQuota, Limiter, MemoryLimits, current_key
 from hubbub.providers.registry import CatalogEntry, ModelRegistry
@@ -54,6 +54,7 @@ class ChatRequest:
     # A stored turn's attribution (usage rows name the conversation and the assistant message).
     conversation_id: str | None = None
     message_id: str | None = None
+    prompt: str | None = None  # a raw text prompt instead of messages (/v1/completions)
 
 
 @dataclass
@@ -212,6 +213,8 @@ class ChatService:
         self.check_limits(request.messages if sent is None else sent, request.params)
         await self.limiter.check_user(request.user_id)
         entry = self.registry.get(request.model or (request.bot.model if request.bot else None))
+        if request.prompt is not None:
+            return await self._prepare_raw(request, entry)
         check_capabilities(entry, request.messages, request.params, request.tools)  # indexes as the client sent them
         messages = apply_bot(request.messages, request.bot)
         sources: list[Source] = []
@@ -231,6 +234,23 @@ class ChatService:
         provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params,
                                            tools=request.tools)
         return Prepared(request, entry, provider_request, prompt_tokens, sources)
+
+    async def _prepare_raw(self, request: ChatRequest, entry: CatalogEntry) -> Prepared:
+        """A raw text prompt (``/v1/completions``): the same checks, limits and ``max_tokens``
+        clamp as a chat, with the prompt counted as text; no bot prompt, RAG or tools apply."""
+        check_raw_prompt(entry)
+        check_capabilities(entry, [], request.params, None)
+        prompt = request.prompt or ""
+        context = entry.info.context_length
+        prompt_tokens = await entry.provider.count_text_tokens(prompt, entry.upstream_model) + 1  # + BOS
+        if prompt_tokens >= context:
+            raise ContextTooLong(context, prompt_tokens)
+        params = request.params
+        room = context - prompt_tokens
+        if params.max_tokens is None or params.max_tokens > room:
+            params = replace(params, max_tokens=room)
+        provider_request = ProviderRequest(model=entry.upstream_model, messages=[], params=params, prompt=prompt)
+        return Prepared(request, entry, provider_request, prompt_tokens)
 
     def generate(self, prepared: Prepared, *, durable: bool = False) -> Generation:
         """Start the provider on ``prepared``. ``durable``: a stored turn, whose usage row is

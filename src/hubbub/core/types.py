@@ -205,6 +205,9 @@ class ProviderRequest:
     params: SamplingParams
     assistant_prefix: str = ""  # continue an answer already begun (failover)
     tools: Tools | None = None
+    # A raw text prompt to continue as it is, no chat template (``/v1/completions``); ``messages``
+    # is then empty. Only providers with ``Capabilities.raw_prompt`` get one.
+    prompt: str | None = None
 
 
 @dataclass(frozen=True)

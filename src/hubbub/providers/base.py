@@ -29,6 +29,10 @@ class Capabilities:
     images: bool = False  # image parts in user messages
     reasoning: bool = False  # reasoning parts sent back (thinking blocks)
     continues_answers: bool = False  # continues an answer another channel began (failover)
+    # ``embed(texts, model, dimensions)``: /v1/embeddings served by this provider (issue 21)
+    embeddings: bool = False
+    # ``ProviderRequest.prompt``: continues a raw text prompt, no chat template (/v1/completions)
+    raw_prompt: bool = False
     # Optional sampling parameters it honours beyond temperature, top_p, max_tokens and stop.
     sampling: frozenset[str] = field(default_factory=frozenset)
 

@@ -389,6 +389,28 @@ class ChannelRouter:
             watchdog.close()
             channel.health.ended()
 
+    async def embed(self, texts: list[str], model: str = "", dimensions: int | None = None) -> tuple[Any, int | None]:
+        """Embeddings from the first channel in the plan that serves them (``Capabilities.embeddings``),
+        moving on past one that is unavailable, as a chat request does before its first token;
+        the request's own errors (a 400) are raised as they are. Simpler than ``stream``: no
+        retries of the same channel, no waiting out a ``Retry-After`` (docs/upstreams.md)."""
+        tried = False
+        for channel in self.plan():
+            if not channel.provider.capabilities.embeddings:
+                continue
+            tried = True
+            try:
+                result = await channel.provider.embed(texts, channel.upstream_model, dimensions)  # type: ignore[attr-defined]
+            except UpstreamUnavailable as exc:
+                if not exc.local:
+                    channel.health.failed(exc.kind, str(exc.details or exc), exc.retry_after)
+                log.warning("embeddings on channel %s failed: %s", channel.name, exc)
+                continue
+            channel.health.succeeded()
+            return result
+        raise ChannelUnavailable("No available channel serves embeddings for this model" if tried else
+                                 "No channel of this model serves embeddings")
+
     def snapshot(self) -> list[dict[str, Any]]:
         return [{"model": self.model_id, **c.snapshot()} for c in self.channels]
 

@@ -141,6 +141,11 @@ class EmbeddedModel:
         prompt = self.format_prompt(turns, assistant_prefix)
         return self._model.tokenize(prompt.encode("utf-8"), add_bos=self._add_bos, special=True)
 
+    def tokenize_raw(self, text: str) -> list[int]:
+        """A raw prompt's tokens: BOS as the model wants it, special tokens in the text parsed (as
+        llama.cpp's server does, so a client may send a prompt already in the chat template)."""
+        return self._model.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True)
+
     def count_text(self, text: str) -> int:
         return len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
@@ -163,7 +168,8 @@ class EmbeddedProvider:
     """The provider seam over an ``EmbeddedModel``."""
 
     name = "embedded"
-    capabilities = Capabilities(json_schema=True, tools=True, continues_answers=True, sampling=frozenset({"seed"}))
+    capabilities = Capabilities(json_schema=True, tools=True, continues_answers=True, raw_prompt=True,
+                                sampling=frozenset({"seed"}))
 
     def __init__(self, model: EmbeddedModel) -> None:
         self.model = model
@@ -220,7 +226,10 @@ class EmbeddedProvider:
         else:
             sampler = await asyncio.to_thread(self.model.sampler, params, tools)
         try:
-            tokens = await self._tokens(request.messages, request.tools, request.assistant_prefix)
+            if request.prompt is not None:  # a raw prompt (/v1/completions): continued as it is, no template
+                tokens = await asyncio.to_thread(self.model.tokenize_raw, request.prompt)
+            else:
+                tokens = await self._tokens(request.messages, request.tools, request.assistant_prefix)
         except BaseException:
             sampler.close()
             raise

@@ -132,7 +132,10 @@ def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool)
         if config.continuation == "continue_final_message":
             body["continue_final_message"] = True
             body["add_generation_prompt"] = False
-    body["messages"] = messages
+    if request.prompt is not None:  # /completions: a raw prompt, no messages (Capabilities.raw_prompt)
+        body["prompt"] = request.prompt
+    else:
+        body["messages"] = messages
     if p.max_tokens is not None:
         body["max_tokens"] = p.max_tokens
     if p.stop:
@@ -163,9 +166,11 @@ class OpenAICompatProvider:
         # What an OpenAI-compatible server takes; one that cannot answers with its own 400, passed on.
         self.capabilities = Capabilities(json_schema=True, tools=True, images=True,
                                          continues_answers=config.continuation != "none",
+                                         embeddings=config.embeddings, raw_prompt=config.completions,
                                          sampling=frozenset({"seed"}))
         self._key = api_key
         self._url = config.base_url.rstrip("/") + "/chat/completions"
+        self._base_path = urlsplit(config.base_url.rstrip("/")).path
         headers = dict(config.headers)
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -210,7 +215,8 @@ class OpenAICompatProvider:
             raise InvalidRequest("The request cannot be sent to the upstream model",
                                  [FieldProblem("body", str(exc))]) from None
         try:
-            response = await self._pool.request("POST", self._path, body, self._headers)
+            path = self._path if request.prompt is None else self._base_path + "/completions"
+            response = await self._pool.request("POST", path, body, self._headers)
         except HTTPFailure as exc:
             kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
             raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
@@ -254,7 +260,9 @@ class OpenAICompatProvider:
                             broken = UpstreamUnavailable("stream_broken", f"{self.name}: {scrub(message, self._key)}")
                             break
                         for choice in (obj.get("choices") or ())[:1]:
-                            delta = choice.get("delta") or {}
+                            delta = choice.get("delta")
+                            if delta is None:  # a text_completion chunk (/completions): its ``text``
+                                delta = {"content": choice.get("text")}
                             text = delta.get("content")
                             if text:
                                 if not isinstance(text, str):
@@ -321,7 +329,7 @@ class OpenAICompatProvider:
         try:
             obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
-            message = choice.get("message") or {}
+            message = choice.get("message") or {"content": choice.get("text")}  # chat, or /completions
             text = message.get("content") or ""
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
@@ -332,6 +340,43 @@ class OpenAICompatProvider:
             estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
         events: list[ProviderEvent] = [*structured, *([TextDelta(text)] if text else [])]
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
+
+    async def embed(self, texts: list[str], model: str, dimensions: int | None = None) -> tuple[Any, int | None]:
+        """``POST {base_url}/embeddings``: the vectors (float32 rows, in input order) and the
+        upstream's prompt token count (None when it sends none). Failures are classified as a
+        chat request's are (``faults.from_status``), so the channel router can fail over."""
+        import numpy as np
+
+        body: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "float"}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        try:
+            response = await self._pool.request("POST", self._base_path + "/embeddings", orjson.dumps(body),
+                                                self._headers)
+        except HTTPFailure as exc:
+            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
+            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
+        try:
+            if response.status >= 400:
+                raise await self._status_error(response)
+            cap = self.config.max_body_bytes
+            raw = await response.read(limit=cap + 1)
+            if len(raw) > cap:
+                raise UpstreamUnavailable("server_error", f"{self.name}: an answer larger than {cap} bytes")
+            try:
+                obj = orjson.loads(raw)
+                rows = sorted(obj["data"], key=lambda d: d["index"])
+                matrix = np.array([r["embedding"] for r in rows], dtype=np.float32)
+                if matrix.ndim != 2 or len(matrix) != len(texts):
+                    raise ValueError("one vector per input expected")
+                tokens = (obj.get("usage") or {}).get("prompt_tokens")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+                raise UpstreamUnavailable("server_error", f"{self.name}: unreadable embeddings response") from None
+        except HTTPFailure as exc:
+            raise UpstreamUnavailable("stream_broken", f"{self.name}: {exc.detail}") from None
+        finally:
+            response.release()
+        return matrix, int(tokens) if isinstance(tokens, int) else None
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -30,15 +30,32 @@ def _bar(done: int, total: int, name: str, width: int = 30) -> str:
     return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[-40:]:<40}"
 
 
+async def _embedder(settings: Any) -> Any:
+    """The server's RAG embedder, built the same way (container.build_container) for the CLI."""
+    from hubbub.rag.service import build_embedder
+
+    if settings.rag.embedder == "embedded":
+        from hubbub.providers.gguf_embedder import from_config
+        from hubbub.settings import EMBEDDED_MODEL_ID
+
+        return build_embedder(settings.rag, embedded=from_config(settings.embedded, EMBEDDED_MODEL_ID))
+    if settings.rag.embedder == "channel":
+        from hubbub.container import build_registry
+
+        registry, _ = await build_registry(settings)
+        return build_embedder(settings.rag, registry=registry)
+    return build_embedder(settings.rag)
+
+
 async def ingest_paths(settings: Any, paths: list[Path], owner: str | None, out: TextIO | None = None) -> int:
     """Ingest ``paths``; returns how many files failed (each failure is reported, the rest go on)."""
-    from hubbub.rag.service import RagService, build_embedder
+    from hubbub.rag.service import RagService
     from hubbub.storage.db import create_engine, migrate
 
     out = out or sys.stderr  # looked up now, not at import (tests and wrappers replace it)
     files = collect(paths)
     engine = create_engine(settings.resolved_database_url)
-    rag = RagService(engine, settings.rag, build_embedder(settings.rag))
+    rag = RagService(engine, settings.rag, await _embedder(settings))
     failed = chunks = 0
     started = time.perf_counter()
     try:

@@ -11,14 +11,17 @@ class RagConfig(BaseModel):
     """How documents are chunked and searched.
 
     ``embedder``: ``none`` (BM25 only, the default), ``local`` (all-MiniLM-L6-v2 from the
-    optional ``dense`` extra) or ``openai`` (any OpenAI-compatible ``/v1/embeddings``).
+    optional ``dense`` extra), ``openai`` (any OpenAI-compatible ``/v1/embeddings`` at
+    ``embedder_url``), ``embedded`` (the embedded GGUF in embedding mode, no extra package) or
+    ``channel`` (the catalog model ``embedder_model``, served through its channels by an
+    upstream with ``embeddings = true``); docs/rag.md.
     ``mode`` is what chat retrieval uses; ``auto`` means hybrid when an embedder is
     configured, else BM25.
     """
 
-    embedder: Literal["none", "local", "openai"] = "none"
+    embedder: Literal["none", "local", "openai", "embedded", "channel"] = "none"
     embedder_url: str | None = None  # e.g. http://127.0.0.1:8080/v1 (openai)
-    embedder_model: str = "all-MiniLM-L6-v2"
+    embedder_model: str = "all-MiniLM-L6-v2"  # openai: the upstream's name; channel: a catalog model id
     embedder_api_key_env: str | None = None  # the variable holding the key, never the key
     mode: Literal["auto", "bm25", "dense", "hybrid"] = "auto"
     chunk_tokens: int = Field(default=256, ge=16, le=4096)

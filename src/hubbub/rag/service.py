@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.core.types import Source
-from hubbub.errors import FieldProblem, InvalidRequest, NotFound
+from hubbub.errors import FieldProblem, InvalidRequest, ModelNotFound, NotFound
 from hubbub.rag.chunk import Chunk, chunk_text
 from hubbub.rag.config import RagConfig
 from hubbub.rag.dense import Embedder, VectorIndex, fuse
@@ -130,9 +130,26 @@ class RagService:
             await close()
 
 
-def build_embedder(config: RagConfig) -> Embedder | None:
+def build_embedder(config: RagConfig, *, embedded: Embedder | None = None, registry: Any = None
+                   ) -> Embedder | None:
     """The configured embedder, or None (BM25 only). A missing optional package is an error
-    here, at start, rather than a silent downgrade."""
+    here, at start, rather than a silent downgrade. ``embedded``: the GGUF embedder (for
+    ``embedded``); ``registry``: the model catalog (for ``channel``)."""
+    if config.embedder == "embedded":
+        if embedded is None:
+            raise ValueError("rag.embedder = 'embedded' needs the embedded model ([embedded] enabled)")
+        return embedded
+    if config.embedder == "channel":
+        from hubbub.core.embeddings import ProviderEmbedder
+
+        try:
+            entry = registry.get(config.embedder_model) if registry is not None else None
+        except ModelNotFound:
+            entry = None
+        if entry is None or not entry.provider.capabilities.embeddings:
+            raise ValueError(f"rag.embedder = 'channel' needs rag.embedder_model to name a catalog model "
+                             f"whose upstream serves embeddings (got {config.embedder_model!r})")
+        return ProviderEmbedder(entry.provider, entry.upstream_model, config.embedder_model)
     if config.embedder == "local":
         from hubbub.rag.dense import LocalEmbedder
 

@@ -186,7 +186,8 @@ def completion_body(gen: Generation, model: str) -> dict[str, Any]:
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": None,
+        # No system_fingerprint: OpenAI's schema makes it a string when present, never null, and
+        # hubbub has no backend fingerprint to give (docs/api-decisions.md, "OpenAI-compatible").
         "choices": [
             {
                 "index": 0,
@@ -205,7 +206,7 @@ async def chunk_stream(
     """``chat.completion.chunk`` frames, then the usage chunk when asked for, then ``[DONE]``.
     ``first_extra``: top-level fields for the first chunk only (``rag_sources``)."""
     base = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "system_fingerprint": None}
+            "model": model}  # no system_fingerprint (completion_body says why)
     usage_field = {"usage": None} if include_usage else {}
 
     def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
@@ -325,3 +326,19 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def unmatched_route(status: int, method: str, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An unknown route (404) or a wrong method (405) under ``/v1``, in OpenAI's error shape, as
+    OpenAI words them; the Node SDK reports a body without ``error`` as "no body" (issue 21)."""
+    if status == 405:
+        message = f"Not allowed to {method} on {path}. (HINT: Perhaps you meant to use a different HTTP verb?)"
+        code = "method_not_allowed"
+    elif status == 404:
+        message = (f"Unknown request URL: {method} {path}. Please check the URL for typos, "
+                   "or see the docs at https://platform.openai.com/docs/api-reference/.")
+        code = "unknown_url"
+    else:
+        message, code = f"HTTP {status}", None
+    body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
