@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from hubbub import __version__
 from hubbub.container import build_container, live_metrics
+from hubbub.dialects.anthropic.adapter import unmatched_route as anthropic_unmatched
 from hubbub.dialects.openai.adapter import unmatched_route
 from hubbub.http.fastpath import FAST_ROUTES
 from hubbub.http.middleware import DirectRoutes, RequestMiddleware
@@ -73,11 +74,14 @@ def _unmatched(openai_error: Any, foreign: frozenset[str] = frozenset()) -> Any:
     the normal one end here, since ``DirectRoutes`` passes anything it does not serve on to the
     router (tests/http/test_fastpath.py checks they agree). ``foreign``: paths under ``/v1`` that
     belong to a dialect with its own error shape (the bots dialect's ``POST /v1/chat``), whose
-    wrong methods keep FastAPI's ``{"detail": …}`` as that dialect's errors do."""
+    wrong methods keep FastAPI's ``{"detail": …}`` as that dialect's errors do. Under
+    ``/v1/messages`` (the Anthropic dialect) in Anthropic's shape."""
 
     async def handler(request: Request, exc: Exception) -> Any:
         assert isinstance(exc, StarletteHTTPException)
         path = request.url.path
+        if path == "/v1/messages" or path.startswith("/v1/messages/"):  # Anthropic's own shape
+            return anthropic_unmatched(exc.status_code, request.method, path, exc.headers)
         if (path == "/v1" or path.startswith("/v1/")) and path not in foreign:
             return openai_error(exc.status_code, request.method, path, exc.headers)
         return await http_exception_handler(request, exc)

@@ -128,11 +128,12 @@ def test_a_fast_route_with_the_wrong_signature_is_refused_at_start_up():
 
 @pytest.mark.parametrize("method, path, status", [
     ("GET", "/v1/chat/completions", 405), ("PUT", "/v1/messages", 405), ("GET", "/v1/no-such-route", 404),
-    ("POST", "/v1/chat/completions/extra", 404),
+    ("POST", "/v1/chat/completions/extra", 404), ("GET", "/v1/messages/no-such-route", 404),
 ])
 async def test_unknown_routes_and_wrong_methods_answer_alike_on_both_paths(servers, method, path, status):
     """A fast route's path with another method, or no route at all: the fast path passes it on
-    to the router, so both answer with the same OpenAI-shaped 404/405 (issue 21)."""
+    to the router, so both answer with the same 404/405: OpenAI-shaped (issue 21), Anthropic-shaped
+    under /v1/messages."""
     answers = []
     for server in servers:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
@@ -140,5 +141,10 @@ async def test_unknown_routes_and_wrong_methods_answer_alike_on_both_paths(serve
         answers.append((r.status_code, r.headers.get("allow"), r.json()))
     assert answers[0] == answers[1]
     status_got, allow, body = answers[0]
-    assert status_got == status and body["error"]["type"] == "invalid_request_error"
-    assert (allow is not None) == (status == 405)
+    assert status_got == status and (allow is not None) == (status == 405)
+    if path.startswith("/v1/messages"):  # the Anthropic dialect's own shape, which its SDKs read
+        kind = "not_found_error" if status == 404 else "invalid_request_error"
+        assert body["type"] == "error" and body["error"]["type"] == kind and body["error"]["message"]
+    else:
+        assert body["error"]["type"] == "invalid_request_error" and body["error"]["code"] in (
+            "unknown_url", "method_not_allowed")

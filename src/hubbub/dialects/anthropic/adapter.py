@@ -374,3 +374,17 @@ def render_error(exc: Exception, request: Request) -> JSONResponse:
 
 def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj)
+
+
+def unmatched_route(status: int, method: str, path: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An unknown route (404) or a wrong method (405) under ``/v1/messages``, in Anthropic's error
+    shape: an Anthropic SDK reads ``error.type`` from every error body (docs/anthropic.md)."""
+    if status == 405:
+        kind, message = "invalid_request_error", f"Method {method} is not allowed on {path}"
+    elif status == 404:
+        kind, message = "not_found_error", f"Not found: {method} {path}"
+    else:
+        kind, message = "invalid_request_error", f"HTTP {status}"
+    return JSONResponse({"type": "error", "error": {"type": kind, "message": message}}, status_code=status,
+                        headers=headers)
+
