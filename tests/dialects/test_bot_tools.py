@@ -165,3 +165,13 @@ async def test_a_bots_tools_on_the_embedded_model_through_the_openai_route(clien
     assert choice["finish_reason"] == "tool_calls"
     call = choice["message"]["tool_calls"][0]["function"]
     assert call["name"] == "get_weather" and isinstance(json.loads(call["arguments"])["city"], str)
+
+
+async def test_the_openapi_docs_show_the_tool_fields(client):
+    spec = (await client.get("/openapi.json")).json()
+    body = json.dumps(spec["paths"]["/v1/chat/completions"]["post"]["requestBody"])
+    for field in ("tools", "tool_choice", "parallel_tool_calls"):
+        assert f'"{field}"' in body, field
+    assert "docs/tool-calling.md" in body  # described, not just listed
+    bots = json.dumps(spec["paths"]["/api/bots"]["post"]["requestBody"])
+    assert '"tools"' in bots and "function" in bots
