@@ -355,7 +355,7 @@ async def test_create_returns_201_with_every_field(client):
     assert uuid.UUID(bot["uid"])
     assert {k: bot[k] for k in body if k != "unknown"} == {k: v for k, v in body.items() if k != "unknown"}
     assert set(bot) == {"uid", "slug", "name", "systemPrompt", "model", "temperature", "maxTokens", "topP",
-                        "ragEnabled", "description", "createdAt", "updatedAt"}
+                        "ragEnabled", "description", "tools", "createdAt", "updatedAt"}  # tools: issue 16
     assert isinstance(bot["createdAt"], int) and bot["createdAt"] == bot["updatedAt"] > 1_600_000_000_000
 
 
@@ -365,7 +365,7 @@ async def test_create_minimal_has_defaults(client):
     assert r.status_code == 201
     assert bot | {"uid": None, "createdAt": None, "updatedAt": None} == {
         "uid": None, "slug": s, "name": "Minimal", "systemPrompt": "", "model": None, "temperature": None,
-        "maxTokens": None, "topP": None, "ragEnabled": False, "description": "", "createdAt": None,
+        "maxTokens": None, "topP": None, "ragEnabled": False, "description": "", "tools": None, "createdAt": None,
         "updatedAt": None}
 
 

@@ -75,6 +75,14 @@ def apply_bot(messages: list[Message], bot: Bot | None) -> list[Message]:
     return [Message("system", bot.system_prompt), *messages]
 
 
+def bot_tools(tools: Tools | None, bot: Bot | None) -> Tools | None:
+    """The request's tools, or else the bot's default tools, offered with ``auto`` (applied like its
+    system prompt: used when the request names none; docs/tool-calling.md)."""
+    if tools is not None or bot is None or not bot.tools:
+        return tools
+    return Tools(bot.tools)
+
+
 def bot_params(params: SamplingParams, bot: Bot | None, explicit: set[str]) -> SamplingParams:
     """The bot's settings, except those the request set explicitly."""
     if bot is None:

@@ -253,6 +253,8 @@ class Bot:
     owner: str | None = None
     created_at: int = 0
     updated_at: int = 0
+    # Default tools, offered when a request names none (docs/tool-calling.md); None: no tools.
+    tools: tuple[ToolSpec, ...] | None = None
 
 
 @dataclass

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.core.ids import now_ms
 from hubbub.core.parts import parts_from_json, parts_to_json
-from hubbub.core.types import Bot, Conversation, MessageStatus, Part, StoredMessage, UsageRecord
+from hubbub.core.types import Bot, Conversation, MessageStatus, Part, StoredMessage, ToolSpec, UsageRecord
 from hubbub.errors import Conflict
 from hubbub.storage.tables import bots, conversations, messages, usage
 
@@ -70,7 +70,23 @@ def _bot(row: Row[Any]) -> Bot:
         owner=row.owner,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        tools=tools_from_json(row.tools),
     )
+
+
+def tools_to_json(tools: tuple[ToolSpec, ...] | None) -> list[dict[str, Any]] | None:
+    """A bot's default tools as stored (the ``tools`` column, migration 0006)."""
+    if tools is None:
+        return None
+    return [{"name": t.name, "description": t.description, "parameters": t.parameters, "strict": t.strict}
+            for t in tools]
+
+
+def tools_from_json(value: list[dict[str, Any]] | None) -> tuple[ToolSpec, ...] | None:
+    if value is None:
+        return None
+    return tuple(ToolSpec(t["name"], t.get("description") or "", t.get("parameters") or
+                          {"type": "object", "properties": {}}, t.get("strict")) for t in value)
 
 
 def _owned(column: Any, owner: str | None) -> Any:
@@ -323,6 +339,7 @@ class BotRepository:
                         rag_enabled=bot.rag_enabled,
                         description=bot.description,
                         owner=bot.owner,
+                        tools=tools_to_json(bot.tools),
                         created_at=ts,
                         updated_at=ts,
                     )
@@ -355,6 +372,8 @@ class BotRepository:
 
     async def update(self, uid: str, **values: Any) -> None:
         values["updated_at"] = now_ms()
+        if "tools" in values:
+            values["tools"] = tools_to_json(values["tools"])
         try:
             async with self._engine.begin() as conn:
                 if values.get("slug") is not None:

@@ -77,6 +77,8 @@ bots = Table(
     Column("rag_enabled", Boolean, nullable=False, default=False),
     Column("description", Text, nullable=False, default=""),
     Column("owner", String(64), nullable=True),
+    # Default tools (migration 0006): [{"name", "description", "parameters", "strict"}]; NULL: none.
+    Column("tools", JSON(none_as_null=True), nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubbub.core.types import Message
-from hubbub.dialects.bots.v1 import Bool, Choice, Field, Float, Int, ListOf, Model, Str, parse_body
+from hubbub.dialects.bots.v1 import Bool, Choice, Field, Float, Int, ListOf, Loc, Model, Str, parse_body
 
 ROLES = ("system", "user", "assistant")
 SLUG_PATTERN = r"^[a-z0-9_-]+$"
@@ -50,6 +50,29 @@ CHAT = Model("BotChatRequest", [
 ], roots=[_need_bot, _need_prompt])
 
 
+class AnyJSON:
+    """A value taken as sent, checked later by its own rules (``tools``: ``adapter.tool_specs``,
+    whose bad shapes are 400s naming the field, as on the OpenAI routes)."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._schema = schema
+
+    def __call__(self, v: Any, loc: Loc) -> Any:
+        return v
+
+    def schema(self) -> dict[str, Any]:
+        return self._schema
+
+
+TOOLS_SCHEMA = {"type": "array", "items": {"type": "object", "required": ["type", "function"], "properties": {
+    "type": {"type": "string", "enum": ["function"]},
+    "function": {"type": "object", "required": ["name"], "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,64}$"},
+        "description": {"type": "string"},
+        "parameters": {"type": "object", "description": "a JSON Schema of type object"},
+        "strict": {"type": "boolean"}}}}}}
+
+
 def _bot_fields(creating: bool) -> list[Field]:
     return [
         Field("slug", Str(min_length=1, max_length=64, pattern=SLUG_PATTERN), required=creating, nullable=False,
@@ -62,6 +85,9 @@ def _bot_fields(creating: bool) -> list[Field]:
         Field("topP", Float(ge=0, le=1)),
         Field("ragEnabled", Bool()),
         Field("description", Str()),
+        Field("tools", AnyJSON(TOOLS_SCHEMA),
+              description="default tools (OpenAI function tools), offered when a request names none; "
+                          "null: none (docs/tool-calling.md)"),
     ]
 
 

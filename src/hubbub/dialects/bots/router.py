@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from hubbub.core.service import ChatRequest, bot_params
+from hubbub.core.service import ChatRequest, bot_params, bot_tools
 from hubbub.core.types import SamplingParams
 from hubbub.dialects.bots import adapter, protocol
 from hubbub.dialects.bots.v1 import request_body
@@ -45,12 +45,16 @@ async def chat(request: Request, service: Service, settings: AppSettings, owner:
         user_id=body.user_id,
         request_id=request_id(request),
         rag=bot.rag_enabled,
+        # The bot's default tools, offered with auto; a call the model makes comes back in
+        # ``toolCalls`` (OpenAI's shape), the only place this text wire has (docs/tool-calling.md).
+        tools=bot_tools(None, bot),
     )
     generation = await service.open_stream(chat_request)
     headers = {"X-Rag-Sources": sources_header(generation.sources)} if bot.rag_enabled else None
     if body.stream:
         return SSEResponse(adapter.content_stream(generation), settings.sse_ping_seconds, headers=headers)
     await generation.collect()
-    return JSONResponse({"content": generation.text}, headers=headers)
+    calls = adapter.calls_or_error(generation) if generation.tool_calls else {}
+    return JSONResponse({"content": generation.text, **calls}, headers=headers)
 
 

@@ -92,10 +92,12 @@ def to_messages(body: ChatCompletionRequest) -> list[Message]:
     return out
 
 
-def to_tools(body: ChatCompletionRequest) -> Tools | None:
-    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as core ``Tools`` (None: no tools)."""
+def to_tools(body: ChatCompletionRequest, defaults: tuple[ToolSpec, ...] | None = None) -> Tools | None:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` as core ``Tools`` (None: no tools).
+    ``defaults``: a bot's default tools, used when the request names none (``tool_choice`` then
+    chooses among them; docs/tool-calling.md)."""
     choice = body.tool_choice
-    if not body.tools:
+    if not body.tools and not defaults:
         if choice is not None and choice != "none":
             raise InvalidRequest(details=[FieldProblem("tool_choice", "is only allowed when tools are specified")])
         return None
@@ -103,7 +105,7 @@ def to_tools(body: ChatCompletionRequest) -> Tools | None:
         ToolSpec(t.function.name, t.function.description or "",
                  t.function.parameters if t.function.parameters is not None else {"type": "object", "properties": {}},
                  t.function.strict)
-        for t in body.tools)
+        for t in body.tools) if body.tools else tuple(defaults or ())
     names = [t.name for t in specs]
     if len(set(names)) != len(names):
         raise InvalidRequest(details=[FieldProblem("tools", "function names must be unique")])

@@ -104,9 +104,15 @@ class ChatCompletionRequest(_Wire):
     n: int | None = Field(default=None, ge=1, le=1)
     response_format: ResponseFormatIn | None = None
     user: str | None = None
-    tools: list[ToolIn] | None = None
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
-    parallel_tool_calls: bool | None = None
+    tools: list[ToolIn] | None = Field(default=None, description=(
+        "Function tools the model may call (JSON-schema `parameters`, `strict`). With a bot "
+        "(`model: \"@slug\"`) and no tools, the bot's default tools. On the embedded model calls are "
+        "grammar-constrained to the schemas, within bounds (docs/tool-calling.md)."))
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(default=None, description=(
+        "`auto` (text or calls; the default with tools), `none` (text only), `required` (at least one "
+        "call) or `{\"type\": \"function\", \"function\": {\"name\": ...}}` (that function)."))
+    parallel_tool_calls: bool | None = Field(default=None, description=(
+        "Whether the model may make several calls in one answer (default true); false: at most one."))
     rag: bool = False
 
     @field_validator("stop")

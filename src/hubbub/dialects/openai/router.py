@@ -36,7 +36,7 @@ async def chat_completions(request: Request) -> Response:
         user_id=body.user,
         request_id=request_id(request),
         rag=body.rag or bool(bot and bot.rag_enabled),
-        tools=adapter.to_tools(body),
+        tools=adapter.to_tools(body, bot.tools if bot else None),  # a bot's default tools, as its prompt
     )
     generation = await service.open_stream(chat)
     # RAG: the documents used ride in a top-level `rag_sources` (response, first chunk); clients ignore it.
