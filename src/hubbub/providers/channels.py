@@ -52,7 +52,7 @@ from typing import Any, AsyncIterator, Callable
 
 from hubbub.core.context import count
 from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, ServedBy, TextDelta, ToolCallDelta, UsageReport
-from hubbub.core.types import FinishReason, Message, ProviderRequest, Tools, Usage
+from hubbub.core.types import FinishReason, Message, ProviderRequest, Tools, Usage, evolve
 from hubbub.errors import ChannelUnavailable, ContextTooLong, HubbubError, UpstreamError
 from hubbub.providers.base import Provider
 from hubbub.providers.faults import WHAT_FAILED, UpstreamUnavailable
@@ -301,9 +301,9 @@ class ChannelRouter:
             left = params.max_tokens - run.completion_tokens
             if left <= 0:
                 return None
-            params = replace(params, max_tokens=left)
+            params = evolve(params, max_tokens=left)
         prefix = request.assistant_prefix + "".join(run.sent) if run.sent else request.assistant_prefix
-        return replace(request, model=channel.upstream_model, params=params, assistant_prefix=prefix)
+        return evolve(request, model=channel.upstream_model, params=params, assistant_prefix=prefix)
 
     async def _fit(self, channel: Channel, request: ProviderRequest) -> ProviderRequest | bool:
         """``request`` with a ``max_tokens`` that fits a channel whose window is smaller than the
@@ -320,7 +320,7 @@ class ChannelRouter:
             return False
         params = request.params
         if params.max_tokens is None or params.max_tokens > room:
-            request = replace(request, params=replace(params, max_tokens=room))
+            request = evolve(request, params=evolve(params, max_tokens=room))
         return request
 
     async def _attempt(self, channel: Channel, request: ProviderRequest, attempt: _Attempt, run: _Run
