@@ -441,7 +441,9 @@ def main() -> int:
     raw = Raw(path)
     levels: dict | None = None
     all_pairs: list[dict] = []
-    with HubbubServer() as server, httpx.Client(timeout=120.0) as client:
+    # The same thread count on both sides (hubbub's own default leaves a core free).
+    with HubbubServer(env={"HUBBUB_EMBEDDED__N_THREADS": str(N_THREADS)}) as server, \
+            httpx.Client(timeout=120.0) as client:
         print(f"hubbub serving on {server.url}\n")
         if args.only != "levels":
             all_pairs = measure(args, raw, server, client)

