@@ -96,8 +96,9 @@ async def start_turn(turns: TurnRunner, settings: "Settings", body: BuilderChatR
     messages = new_messages(body, existing=not created)
     opts = TurnOptions(
         model=body.model,
-        # The builder's wire has no maxTokens: the server's cap bounds every reply.
-        params=SamplingParams(temperature=body.temperature, max_tokens=settings.max_tokens_cap),
+        # The builder's wire has no maxTokens: the model's default answer length bounds every
+        # reply (core/service.py prepare; issue 21: a runaway answer delayed the data model).
+        params=SamplingParams(temperature=body.temperature),
         owner=owner,
         request_id=rid,
         hook_options={"enable_dsl": body.enableDSL},
