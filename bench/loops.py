@@ -135,7 +135,7 @@ async def run(provider: EmbeddedProvider, rep: Repetition, temperature: float, m
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="one setting: a key of SETTINGS, or 'default' (EmbeddedConfig's)")
+    parser.add_argument("--only", help="settings to run, comma-separated: keys of SETTINGS, or 'default' (EmbeddedConfig's)")
     parser.add_argument("--temperatures", default="0,0.7")
     parser.add_argument("--max-tokens", type=int, default=EmbeddedConfig().default_max_tokens)
     parser.add_argument("--threads", type=int, default=None)
@@ -144,7 +144,7 @@ async def main() -> None:
     provider = await EmbeddedProvider.load(config)
     settings = dict(SETTINGS)
     settings["default"] = provider.model.repetition
-    names = [args.only] if args.only else list(settings)
+    names = args.only.split(",") if args.only else list(settings)
     print(f"{len(conversations())} prompts, max_tokens {args.max_tokens}", file=sys.stderr)
     print("| setting | temperature | capped | capped in a loop | chat | builder | rag | s |")
     print("|---|---|---|---|---|---|---|---|")
