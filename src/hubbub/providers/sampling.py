@@ -1,9 +1,10 @@
 """Per-request llama.cpp sampler chains for the embedded model.
 
-Each request in a batch owns one chain (grammar → top-p → temperature → a seeded
-``dist``, or grammar → greedy at temperature 0), so requests decoded in the same
-batch keep their own settings and their own random state: a seed gives the same
-answer whatever else is being decoded at the time.
+Each request in a batch owns one chain (shaping: logit bias → penalties → DRY; then
+choosing: grammar → top-k → top-p → min-p → temperature → a seeded ``dist``, or greedy
+at temperature 0), so requests decoded in the same batch keep their own settings and
+their own random state: a seed gives the same answer whatever else is being decoded at
+the time. docs/sampling.md says what each knob does and where log-probabilities are read.
 
 Chains are built on the event loop's side (pure C, no context needed), so a bad
 grammar is an ``InvalidRequest`` before the response starts; the decode thread
