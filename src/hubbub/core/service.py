@@ -221,7 +221,7 @@ class ChatService:
         # Bounded by default (issue 21): a request that names no length gets the model's default
         # answer length, on every dialect; an explicit one may go up to the context room (and
         # max_tokens_cap, check_limits). docs/configuration.md, "Answer length".
-        wanted = request.params.max_tokens or entry.info.default_max_tokens
+        wanted = request.params.max_tokens or min(entry.info.default_max_tokens, self.limits.max_tokens)
         if trim:
             reserve = completion_reserve(context, wanted)
             messages, prompt_tokens = await trim_to_fit(entry.provider, entry.upstream_model, messages, context,
