@@ -100,6 +100,7 @@ SETTINGS = {
     "presence 0.5": Repetition(presence_penalty=0.5, penalty_last_n=256),
     "dry 0.8": Repetition(dry_multiplier=0.8),
     "dry 0.8 + repeat 1.1": Repetition(repeat_penalty=1.1, penalty_last_n=64, dry_multiplier=0.8),
+    "dry 0.8 + repeat 1.15": Repetition(repeat_penalty=1.15, penalty_last_n=64, dry_multiplier=0.8),
 }
 
 

@@ -141,14 +141,14 @@ class EmbeddedConfig(BaseModel):
     # The answer length when a request names none, and the repetition control every request
     # gets unless it sets its own; chosen by measurement (docs/benchmarks.md, "Loops").
     default_max_tokens: int = Field(768, ge=1)
-    repeat_penalty: float = Field(1.0, gt=0)  # llama.cpp's: logits of recent tokens divided by it
+    repeat_penalty: float = Field(1.1, gt=0)  # llama.cpp's: logits of recent tokens divided by it
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     penalty_last_n: int = Field(64, ge=-1)  # how many recent tokens the penalties look at (-1: all)
-    dry_multiplier: float = Field(0.0, ge=0)  # DRY ("don't repeat yourself"): 0 is off
+    dry_multiplier: float = Field(0.8, ge=0)  # DRY ("don't repeat yourself"): 0 is off
     dry_base: float = Field(1.75, ge=1)
     dry_allowed_length: int = Field(2, ge=1)  # repeats up to this long go unpenalised
-    dry_last_n: int = Field(-1, ge=-1)  # how far back DRY looks (-1: the whole answer)
+    dry_last_n: int = Field(1024, ge=0)  # how far back DRY looks, in tokens (0: off)
 
 
 class Settings(BaseSettings):

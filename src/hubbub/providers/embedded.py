@@ -31,7 +31,7 @@ from hubbub.errors import FieldProblem, InvalidRequest, UpstreamError
 from hubbub.providers import tool_calls
 from hubbub.providers.base import Capabilities, Provider, ProviderKind
 from hubbub.providers.batching import END, BatchEngine, Job
-from hubbub.providers.sampling import GrammarCache, Repetition, SamplerChain
+from hubbub.providers.sampling import NO_REPETITION_CONTROL, GrammarCache, Repetition, SamplerChain
 from hubbub.settings import EMBEDDED_MODEL_ID, EmbeddedConfig
 
 log = logging.getLogger(__name__)
@@ -152,12 +152,14 @@ class EmbeddedModel:
         """A sampler chain for ``params`` (and, with ``tools``, constrained to exact tool calls).
         With a grammar this converts JSON schemas and parses the grammar (up to a second for a
         large schema): call it off the event loop then."""
+        # The default repetition control is for free text: JSON and tool calls repeat their
+        # quotes, keys and commas by design (a request's own penalties still apply there).
         if tools is not None:
             grammar, lazy = self._grammars.tools(tools)
-            return SamplerChain(self._model.vocab, params, grammar, lazy_trigger=tool_calls.TRIGGER if lazy else None,
-                                repetition=self.repetition)
-        return SamplerChain(self._model.vocab, params, self._grammars.get(params.response_format),
-                            repetition=self.repetition)
+            return SamplerChain(self._model.vocab, params, grammar, lazy_trigger=tool_calls.TRIGGER if lazy else None)
+        grammar = self._grammars.get(params.response_format)
+        return SamplerChain(self._model.vocab, params, grammar,
+                            repetition=self.repetition if grammar is None else NO_REPETITION_CONTROL)
 
     def token_text(self, token: int) -> bytes:
         """The bytes of ``token`` (for log-probabilities; special tokens render as nothing)."""

@@ -103,7 +103,7 @@ class Repetition:
     dry_multiplier: float = 0.0
     dry_base: float = 1.75
     dry_allowed_length: int = 2
-    dry_last_n: int = -1
+    dry_last_n: int = 1024
     dry_breakers: tuple[str, ...] = ("\n",)
 
     @classmethod
