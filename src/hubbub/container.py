@@ -90,6 +90,7 @@ async def build_registry(settings: Settings) -> tuple[ModelRegistry, list[Provid
                     pricing_prompt=model.pricing.prompt,
                     pricing_completion=model.pricing.completion,
                     created=int(time.time()),
+                    default_max_tokens=model.default_max_tokens or settings.embedded.default_max_tokens,
                 ),
                 embedded,
             )

@@ -43,6 +43,10 @@ class ModelConfig(BaseModel):
     context_length: int | None = None
     pricing: Pricing = Field(default_factory=Pricing)
     upstream_model: str | None = None  # the name the provider knows it by (default: id)
+    # Tokens an answer may take when a request names no max_tokens (docs/configuration.md,
+    # "Answer length"). Unset: the embedded model's embedded.default_max_tokens, else the
+    # server-wide default_max_tokens.
+    default_max_tokens: int | None = Field(default=None, ge=1)
 
 
 Continuation = Literal["prefill", "continue_final_message", "none"]
@@ -145,6 +149,17 @@ class EmbeddedConfig(BaseModel):
     # use; docs/api-decisions.md "Embeddings"): on or off, and the longest input in tokens.
     embeddings: bool = True
     embedding_n_ctx: int = Field(2048, ge=16, le=32768)
+    # The answer length when a request names none, and the repetition control every request
+    # gets unless it sets its own; chosen by measurement (docs/benchmarks.md, "Loops").
+    default_max_tokens: int = Field(768, ge=1)
+    repeat_penalty: float = Field(1.1, gt=0)  # llama.cpp's: logits of recent tokens divided by it
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    penalty_last_n: int = Field(64, ge=-1)  # how many recent tokens the penalties look at (-1: all)
+    dry_multiplier: float = Field(0.8, ge=0)  # DRY ("don't repeat yourself"): 0 is off
+    dry_base: float = Field(1.75, ge=1)
+    dry_allowed_length: int = Field(2, ge=1)  # repeats up to this long go unpenalised
+    dry_last_n: int = Field(1024, ge=0)  # how far back DRY looks, in tokens (0: off)
 
 
 class Settings(BaseSettings):
@@ -185,6 +200,9 @@ class Settings(BaseSettings):
     max_messages: int = 1000
     max_tokens_cap: int = 4096
     max_embedding_inputs: int = Field(2048, ge=1)  # inputs in one /v1/embeddings request (OpenAI's limit)
+    # The answer length of a model with no default_max_tokens of its own (docs/configuration.md).
+    default_max_tokens: int = Field(default=1024, ge=1)
+    max_choices: int = Field(default=4, ge=1, le=16)  # OpenAI's n: choices one request may ask for
     user_rpm: int | None = None  # per end user (userId / user_id / user) across all keys
     user_tpm: int | None = None
     user_daily_tokens: int | None = None

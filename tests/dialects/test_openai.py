@@ -153,7 +153,9 @@ async def test_json_schema_output_always_validates(client, seed):
         ({"temperature": 3}, "temperature"),
         ({"top_p": -0.1}, "top_p"),
         ({"max_tokens": 0}, "max_tokens"),
-        ({"n": 2}, "n"),
+        ({"n": 99}, "n"),  # above max_choices (4 by default; issue 21)
+        ({"top_logprobs": 2}, "top_logprobs"),  # without logprobs
+        ({"logit_bias": {"abc": 1}}, "logit_bias"),
         ({"messages": []}, "messages"),
         ({"messages": "hi"}, "messages"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
@@ -181,7 +183,7 @@ async def test_malformed_json_gets_openai_400(client):
         (b"", "application/json", "body"),  # no body at all
         (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}', "text/plain", "body"),  # not JSON's type
         (b"[1, 2]", "application/json", "body"),  # JSON, but not an object
-        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 3}', None, "n"),  # no type: JSON
+        (b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "n": 999}', None, "n"),  # no type: JSON
         (b"\xff\xfe{", "application/json", None),  # not UTF-8
     ],
 )

@@ -141,3 +141,23 @@ async def test_legacy_completions_forward_to_an_upstream_that_serves_them(hub, l
     assert "".join(e.json()["choices"][0]["text"] for e in events if e.data != "[DONE]") == expected
     refused = await hub.post("/v1/completions", json={"model": "up-direct", **body})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "model"
+async def test_the_rest_of_the_sampling_surface_is_passed_on(hub, proxies):
+    """Issue 21: penalties, logit_bias, logprobs and the vLLM/llama.cpp extensions reach the
+    upstream as the client set them (never silently dropped); unset ones are not sent."""
+    for name in ("a", "b"):
+        proxies[name].set("pass")
+    a = proxies["a"]
+    before = sum(len(c.request_bodies()) for c in a.connections)
+    r = await hub.post("/v1/chat/completions", json={
+        "model": "up-pair", "messages": HI, "max_tokens": 3, "frequency_penalty": 0.5, "presence_penalty": 0.25,
+        "logit_bias": {"42": -5}, "top_k": 20, "min_p": 0.05, "repetition_penalty": 1.1})
+    assert r.status_code == 200, r.text
+    sent = [b for c in a.connections for b in c.request_bodies()][before]
+    assert {k: sent[k] for k in ("frequency_penalty", "presence_penalty", "logit_bias", "top_k", "min_p",
+                                 "repetition_penalty")} == {
+        "frequency_penalty": 0.5, "presence_penalty": 0.25, "logit_bias": {"42": -5.0}, "top_k": 20,
+        "min_p": 0.05, "repetition_penalty": 1.1}
+    assert "logprobs" not in sent
+    r = await hub.post("/v1/chat/completions", json={"model": "up-pair", "messages": HI, "max_tokens": 3})
+    sent = [b for c in a.connections for b in c.request_bodies()][-1]
+    assert not {"frequency_penalty", "presence_penalty", "logit_bias", "top_k", "logprobs"} & set(sent)

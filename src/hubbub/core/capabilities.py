@@ -44,8 +44,9 @@ def check_capabilities(entry: "CatalogEntry", messages: list[Message], params: S
     fmt = params.response_format
     if fmt is not None and fmt.type != "text" and not caps.json_schema:
         refuse("response_format", f"response_format {fmt.type}")
-    if params.top_k is not None and "top_k" not in caps.sampling:
-        refuse("top_k", "top_k")
+    for name in asked_sampling(params):
+        if name not in caps.sampling:
+            refuse(name, name)
     if params.reasoning is not None and params.reasoning.mode != "disabled" and not caps.reasoning:
         refuse("thinking", "extended thinking")
     if problems:
@@ -60,3 +61,24 @@ def check_raw_prompt(entry: "CatalogEntry") -> None:
         raise InvalidRequest(f"raw text prompts are not supported by the model '{model}'", [FieldProblem(
             "model", f"raw text prompts (/v1/completions) are not supported by the model '{model}'; "
             "use /v1/chat/completions", "unsupported")])
+
+
+def asked_sampling(params: SamplingParams) -> list[str]:
+    """The optional sampling parameters ``params`` sets to something other than their neutral
+    value (a client sending ``frequency_penalty: 0`` asks for nothing a model must honour)."""
+    asked = []
+    if params.top_k is not None:
+        asked.append("top_k")
+    if params.min_p:
+        asked.append("min_p")
+    if params.frequency_penalty:
+        asked.append("frequency_penalty")
+    if params.presence_penalty:
+        asked.append("presence_penalty")
+    if params.repetition_penalty is not None and params.repetition_penalty != 1.0:
+        asked.append("repetition_penalty")
+    if params.logit_bias:
+        asked.append("logit_bias")
+    if params.logprobs:
+        asked.append("logprobs")
+    return asked

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from hubbub.core.types import FinishReason, Usage
+from hubbub.core.types import FinishReason, TokenLogprob, Usage
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class TextDelta:
     # provider makes one delta of the text that came in one read, so every layer above handles
     # one event, and the client gets one frame, per read instead of per token.
     tokens: int = field(default=1, compare=False)
+    # The log-probabilities of the tokens this text came from, when the request asked for them
+    # (a stop string may hold text back: its tokens' entries ride with the text when it goes).
+    logprobs: tuple[TokenLogprob, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

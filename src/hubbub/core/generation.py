@@ -34,6 +34,7 @@ from hubbub.core.types import (
     ReasoningPart,
     Source,
     TextPart,
+    TokenLogprob,
     ToolCall,
     Usage,
     UsageRecord,
@@ -126,6 +127,7 @@ class Generation:
         self._durable = durable
         self._first: ProviderEvent | None = None
         self.text_parts: list[str] = []
+        self.logprobs: list[TokenLogprob] = []  # the answer's tokens, when the request asked for them
         self._assembly: _Assembly | None = None  # only once something other than text arrives
         self.usage: Usage | None = None
         self.finish_reason: FinishReason | None = None
@@ -214,6 +216,8 @@ class Generation:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
             self.text_parts.append(event.text)
+            if event.logprobs:
+                self.logprobs.extend(event.logprobs)
             if self._assembly is not None:
                 self._assembly.text(event.text)
         elif isinstance(event, UsageReport):

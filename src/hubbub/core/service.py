@@ -229,16 +229,20 @@ class ChatService:
         if request.rag and self.retriever is not None:
             messages, sources = await self._ground(entry, messages, request)
         context = entry.info.context_length
+        # Bounded by default (issue 21): a request that names no length gets the model's default
+        # answer length, on every dialect; an explicit one may go up to the context room (and
+        # max_tokens_cap, check_limits). docs/configuration.md, "Answer length".
+        wanted = request.params.max_tokens or min(entry.info.default_max_tokens, self.limits.max_tokens)
         if trim:
-            reserve = completion_reserve(context, request.params.max_tokens)
+            reserve = completion_reserve(context, wanted)
             messages, prompt_tokens = await trim_to_fit(entry.provider, entry.upstream_model, messages, context,
                                                         reserve, request.tools)
         else:
             prompt_tokens = await check_fits(entry.provider, entry.upstream_model, messages, context, request.tools)
         params = request.params
         room = context - prompt_tokens
-        if params.max_tokens is None or params.max_tokens > room:
-            params = replace(params, max_tokens=room)
+        if params.max_tokens != min(wanted, room):
+            params = replace(params, max_tokens=min(wanted, room))
         provider_request = ProviderRequest(model=entry.upstream_model, messages=messages, params=params,
                                            tools=request.tools)
         return Prepared(request, entry, provider_request, prompt_tokens, sources)
@@ -272,6 +276,21 @@ class ChatService:
         await generation.prime()
         return generation
 
+    async def open_streams(self, request: ChatRequest, n: int) -> list[Generation]:
+        """``n`` answers to one request (OpenAI's ``n``), started together so the embedded model
+        decodes them as one batch (docs/api-decisions.md, "n"); each is a generation of its own
+        (its own usage row). If one cannot start, the others are stopped and its error raised."""
+        if n == 1:
+            return [await self.open_stream(request)]
+        started = await asyncio.gather(*(self.open_stream(request) for _ in range(n)), return_exceptions=True)
+        failed = next((g for g in started if isinstance(g, BaseException)), None)
+        if failed is not None:
+            for g in started:
+                if isinstance(g, Generation):
+                    await g.settle()
+            raise failed
+        return started  # type: ignore[return-value]
+
     async def _ground(self, entry: CatalogEntry, messages: list[Message], request: ChatRequest
                       ) -> tuple[list[Message], list[Source]]:
         """Add the retriever's passages for the latest user message, within the model's budget:
@@ -283,7 +302,7 @@ class ChatService:
         found = await self.retriever.context_for(query, request.owner)
         context = entry.info.context_length
         prompt = await entry.provider.count_tokens(messages, entry.upstream_model)
-        answer = request.params.max_tokens or min(512, context // 4)
+        answer = request.params.max_tokens or min(entry.info.default_max_tokens, context // 4)
         budget = min(int(context * self.retriever.context_share), context - prompt - answer)
         return await grounding.fit(messages, found, entry.provider, entry.upstream_model, budget)
 

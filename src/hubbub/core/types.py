@@ -185,16 +185,49 @@ class Reasoning:
     display: str | None = None
 
 
+@dataclass(frozen=True)
+class TopLogprob:
+    """One candidate token at one position: its text, log-probability and raw bytes."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """The chosen token at one position, with the ``top`` most likely candidates there
+    (docs/sampling.md says which distribution the numbers come from)."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] = ()
+    top: tuple[TopLogprob, ...] = ()
+
+
 @dataclass
 class SamplingParams:
+    """How to sample. Every optional knob is None when the request did not set it: the provider
+    then uses the model's default (the embedded model's repetition control, docs/sampling.md).
+    The optional ones are honoured only by a provider listing their name in
+    ``Capabilities.sampling``; a non-neutral value for another provider is a 400 naming it
+    (core/capabilities.py)."""
+
     temperature: float = 0.7
     top_p: float = 1.0
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # None: the model's default answer length (core/service.py)
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     response_format: ResponseFormat | None = None
-    top_k: int | None = None  # honoured only by providers listing "top_k" in Capabilities.sampling
+    top_k: int | None = None
     reasoning: Reasoning | None = None
+    min_p: float | None = None
+    frequency_penalty: float | None = None  # OpenAI's: -2..2, per occurrence so far
+    presence_penalty: float | None = None  # OpenAI's: -2..2, once a token has occurred
+    repetition_penalty: float | None = None  # llama.cpp / vLLM: logits divided by it (1: off)
+    logit_bias: dict[int, float] | None = None  # token id -> bias added to its logit
+    logprobs: bool = False  # report the chosen tokens' log-probabilities
+    top_logprobs: int = 0  # and this many alternatives at each position (0..20)
 
 
 @dataclass
@@ -232,6 +265,8 @@ class ModelInfo:
     pricing_completion: float = 0.0
     owned_by: str = "hubbub"
     created: int = 0
+    # The answer length used when a request names none (docs/configuration.md, "Answer length").
+    default_max_tokens: int = 1024
 
     def cost(self, usage: Usage) -> float:
         return (usage.prompt_tokens * self.pricing_prompt + usage.completion_tokens * self.pricing_completion) / 1000.0

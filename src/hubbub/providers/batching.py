@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from hubbub.core.events import Finish, TextDelta, UsageReport
-from hubbub.core.types import FinishReason, Usage
+from hubbub.core.types import FinishReason, TokenLogprob, TopLogprob, Usage
 from hubbub.errors import UpstreamError
 from hubbub.providers.sampling import SamplerChain
 from hubbub.providers.stops import StopMatcher
@@ -83,6 +83,7 @@ class Job:
     _stop: StopMatcher | None = None
     _utf8: Any = None
     _out: list[object] = field(default_factory=list)  # events of this step, not yet delivered
+    _logprobs: list[TokenLogprob] = field(default_factory=list)  # of tokens whose text is held back
 
     def __post_init__(self) -> None:
         self.pending = list(self.prompt)
@@ -386,9 +387,12 @@ class BatchEngine:
             return
         job.generated += 1
         stop = job._stop
-        out = stop.feed(job._utf8.decode(self._piece(token)))  # type: ignore[union-attr]
+        piece = self._piece(token)
+        if job.sampler.logprobs:
+            job._logprobs.append(self._logprob(token, piece, job.sampler))
+        out = stop.feed(job._utf8.decode(piece))  # type: ignore[union-attr]
         if out:
-            self._emit(job, TextDelta(out))
+            self._emit(job, self._text(job, out))
         if stop.stopped:  # type: ignore[union-attr]
             self._finish(job, "stop")
         elif job.generated >= job.budget:
@@ -396,11 +400,27 @@ class BatchEngine:
         else:
             job.pending = [token]
 
+    @staticmethod
+    def _text(job: Job, text: str) -> TextDelta:
+        if not job._logprobs:
+            return TextDelta(text)
+        delta = TextDelta(text, logprobs=tuple(job._logprobs))
+        job._logprobs.clear()
+        return delta
+
+    def _logprob(self, token: int, piece: bytes, sampler: SamplerChain) -> TokenLogprob:
+        logprob, top = sampler.last or (0.0, [])
+        alternatives = []
+        for other, value in top:
+            raw = self._piece(other)
+            alternatives.append(TopLogprob(raw.decode("utf-8", errors="replace"), value, tuple(raw)))
+        return TokenLogprob(piece.decode("utf-8", errors="replace"), logprob, tuple(piece), tuple(alternatives))
+
     def _finish(self, job: Job, reason: FinishReason) -> None:
         if reason != "cancelled":
             tail = job._stop.feed(job._utf8.decode(b"", final=True)) + job._stop.flush()  # type: ignore[union-attr]
             if tail:
-                self._emit(job, TextDelta(tail))
+                self._emit(job, self._text(job, tail))
         self._emit(job, UsageReport(Usage(len(job.prompt), job.generated)))
         self._emit(job, Finish(reason, stop_sequence=job._stop.matched if job._stop else None))
         self._end(job, job)

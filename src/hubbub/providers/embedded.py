@@ -31,7 +31,7 @@ from hubbub.errors import FieldProblem, InvalidRequest, UpstreamError
 from hubbub.providers import tool_calls
 from hubbub.providers.base import Capabilities, Provider, ProviderKind
 from hubbub.providers.batching import END, BatchEngine, Job
-from hubbub.providers.sampling import GrammarCache, SamplerChain
+from hubbub.providers.sampling import NO_REPETITION_CONTROL, GrammarCache, Repetition, SamplerChain
 from hubbub.settings import EMBEDDED_MODEL_ID, EmbeddedConfig
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class EmbeddedModel:
 
         path = Path(config.model_path) if config.model_path else find_default_model_file()
         self.path = path
+        self.config = config
         set_verbose(False)  # llama.cpp's own log lines: errors only
         lc.llama_backend_init()
         model_params = lc.llama_model_default_params()
@@ -104,6 +105,9 @@ class EmbeddedModel:
         )
         self._add_bos = meta.get("tokenizer.ggml.add_bos_token", "false") == "true"
         self._grammars = GrammarCache()
+        c = config
+        self.repetition = Repetition(c.repeat_penalty, c.frequency_penalty, c.presence_penalty, c.penalty_last_n,
+                                     c.dry_multiplier, c.dry_base, c.dry_allowed_length, c.dry_last_n)
         self.engine = BatchEngine(
             self._context.ctx,
             self._model.vocab,
@@ -165,10 +169,18 @@ class EmbeddedModel:
         """A sampler chain for ``params`` (and, with ``tools``, constrained to exact tool calls).
         With a grammar this converts JSON schemas and parses the grammar (up to a second for a
         large schema): call it off the event loop then."""
+        # The default repetition control is for free text: JSON and tool calls repeat their
+        # quotes, keys and commas by design (a request's own penalties still apply there).
         if tools is not None:
             grammar, lazy = self._grammars.tools(tools)
             return SamplerChain(self._model.vocab, params, grammar, lazy_trigger=tool_calls.TRIGGER if lazy else None)
-        return SamplerChain(self._model.vocab, params, self._grammars.get(params.response_format))
+        grammar = self._grammars.get(params.response_format)
+        return SamplerChain(self._model.vocab, params, grammar,
+                            repetition=self.repetition if grammar is None else NO_REPETITION_CONTROL)
+
+    def token_text(self, token: int) -> bytes:
+        """The bytes of ``token`` (for log-probabilities; special tokens render as nothing)."""
+        return self._piece(token)
 
     def close(self) -> None:
         self.engine.close()
@@ -180,8 +192,9 @@ class EmbeddedProvider:
     """The provider seam over an ``EmbeddedModel``."""
 
     name = "embedded"
-    capabilities = Capabilities(json_schema=True, tools=True, continues_answers=True, raw_prompt=True,
-                                sampling=frozenset({"seed"}))
+    capabilities = Capabilities(json_schema=True, tools=True, continues_answers=True, raw_prompt=True, sampling=frozenset({
+        "seed", "top_k", "min_p", "frequency_penalty", "presence_penalty", "repetition_penalty", "logit_bias",
+        "logprobs"}))
 
     def __init__(self, model: EmbeddedModel) -> None:
         self.model = model
@@ -304,7 +317,8 @@ def _build(config: EmbeddedConfig, api_key: str | None = None) -> EmbeddedProvid
 def _builtin_models(provider: Provider) -> list[ModelInfo]:
     assert isinstance(provider, EmbeddedProvider)
     return [ModelInfo(id=EMBEDDED_MODEL_ID, name="SmolLM2 135M Instruct (embedded)",
-                      context_length=provider.model.n_ctx, owned_by="hubbub", created=int(time.time()))]
+                      context_length=provider.model.n_ctx, owned_by="hubbub", created=int(time.time()),
+                      default_max_tokens=provider.model.config.default_max_tokens)]
 
 
 KIND = ProviderKind("embedded", EmbeddedConfig, _build, _builtin_models)

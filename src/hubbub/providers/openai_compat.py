@@ -40,7 +40,8 @@ import orjson
 from hubbub import __version__
 
 from hubbub.core.events import Finish, ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta, UsageReport
-from hubbub.core.types import FinishReason, ImagePart, Message, ProviderRequest, TextPart, ToolResult, Tools, Usage
+from hubbub.core.types import (FinishReason, ImagePart, Message, ProviderRequest, TextPart, TokenLogprob, ToolResult,
+                               Tools, TopLogprob, Usage)
 from hubbub.errors import FieldProblem, HubbubError, InvalidRequest
 from hubbub.providers.base import Capabilities, ProviderKind
 from hubbub.providers.http1 import HTTPFailure, Pool, Response
@@ -142,6 +143,18 @@ def request_body(request: ProviderRequest, config: ProviderConfig, stream: bool)
         body["stop"] = list(p.stop)
     if p.seed is not None:
         body["seed"] = p.seed
+    # The rest of OpenAI's sampling surface and the extensions vLLM and llama.cpp's server take,
+    # passed through as set (issue 21); an upstream that refuses one answers with its own 400.
+    for name in ("frequency_penalty", "presence_penalty", "top_k", "min_p", "repetition_penalty"):
+        value = getattr(p, name)
+        if value is not None:
+            body[name] = value
+    if p.logit_bias:
+        body["logit_bias"] = {str(token): bias for token, bias in p.logit_bias.items()}
+    if p.logprobs:
+        body["logprobs"] = True
+        if p.top_logprobs:
+            body["top_logprobs"] = p.top_logprobs
     fmt = p.response_format
     if fmt is not None and fmt.type == "json_object":
         body["response_format"] = {"type": "json_object"}
@@ -167,7 +180,9 @@ class OpenAICompatProvider:
         self.capabilities = Capabilities(json_schema=True, tools=True, images=True,
                                          continues_answers=config.continuation != "none",
                                          embeddings=config.embeddings, raw_prompt=config.completions,
-                                         sampling=frozenset({"seed"}))
+                                         sampling=frozenset({"seed", "top_k", "min_p", "frequency_penalty",
+                                                             "presence_penalty", "repetition_penalty",
+                                                             "logit_bias", "logprobs"}))
         self._key = api_key
         self._url = config.base_url.rstrip("/") + "/chat/completions"
         self._base_path = urlsplit(config.base_url.rstrip("/")).path
@@ -234,6 +249,8 @@ class OpenAICompatProvider:
             limit = request.params.max_tokens  # an upstream that ignores it is cut there
             chunks = 0
             done = False
+            relay = request.params.logprobs  # the upstream's log-probabilities ride on the text
+            lps: list[TokenLogprob] = []
             events = _SSEDecoder(self.config.max_event_bytes)
             while not done:
                 if finish is None:
@@ -264,6 +281,8 @@ class OpenAICompatProvider:
                             if delta is None:  # a text_completion chunk (/completions): its ``text``
                                 delta = {"content": choice.get("text")}
                             text = delta.get("content")
+                            if relay and choice.get("logprobs"):
+                                lps.extend(_logprobs(choice["logprobs"]))
                             if text:
                                 if not isinstance(text, str):
                                     raise TypeError("content is not a string")
@@ -272,9 +291,10 @@ class OpenAICompatProvider:
                                 structured = _structured_deltas(delta)
                                 if structured:
                                     if texts:  # keep the order: text before what follows it
-                                        others.append(TextDelta("".join(texts), len(texts)))
+                                        others.append(TextDelta("".join(texts), len(texts),
+                                                                tuple(lps) if lps else None))
                                         chunks += len(texts)
-                                        texts = []
+                                        texts, lps = [], []
                                     others.extend(structured)
                             if choice.get("finish_reason"):
                                 finish = _FINISH.get(choice["finish_reason"], "stop")
@@ -292,7 +312,9 @@ class OpenAICompatProvider:
                         finish, usage, done, broken = "length", None, True, None
                     if texts:
                         chunks += len(texts)
-                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts))
+                        yield TextDelta(texts[0] if len(texts) == 1 else "".join(texts), len(texts),
+                                        tuple(lps) if lps else None)
+                        lps = []
                 if broken is not None:
                     raise broken
             if not done and finish is None:
@@ -334,11 +356,12 @@ class OpenAICompatProvider:
             if not isinstance(text, str):
                 raise TypeError("content is not a string")
             structured = _structured_deltas(message)
-        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, IndexError):
+            lps = tuple(_logprobs(choice["logprobs"])) if request.params.logprobs and choice.get("logprobs") else None
+        except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError, IndexError, ValueError):
             raise UpstreamUnavailable("server_error", f"{self.name}: unreadable response") from None
         usage = _usage(obj["usage"]) if obj.get("usage") else Usage(
             estimate_prompt_tokens(request.messages), estimate_text_tokens(text))
-        events: list[ProviderEvent] = [*structured, *([TextDelta(text)] if text else [])]
+        events: list[ProviderEvent] = [*structured, *([TextDelta(text, logprobs=lps or None)] if text else [])]
         return [*events, UsageReport(usage), Finish(_FINISH.get(choice.get("finish_reason") or "stop", "stop"))]
 
     async def embed(self, texts: list[str], model: str, dimensions: int | None = None) -> tuple[Any, int | None]:
@@ -504,6 +527,16 @@ def _structured_deltas(delta: dict[str, Any]) -> list[ProviderEvent]:
             arguments=arguments if isinstance(arguments, str) else ("" if arguments is None else orjson.dumps(
                 arguments).decode()),
         ))
+    return out
+
+
+def _logprobs(raw: Any) -> list[TokenLogprob]:
+    """An OpenAI ``logprobs`` object's ``content`` entries as core log-probabilities."""
+    out = []
+    for entry in raw.get("content") or ():
+        top = tuple(TopLogprob(str(t["token"]), float(t["logprob"]), tuple(t.get("bytes") or ()))
+                    for t in entry.get("top_logprobs") or ())
+        out.append(TokenLogprob(str(entry["token"]), float(entry["logprob"]), tuple(entry.get("bytes") or ()), top))
     return out
 
 

@@ -80,7 +80,10 @@ def register_upstreams(settings: Settings, registry: ModelRegistry, embedded: Pr
         context = channels_context(model, embedded, configs_for)
         channels = [_channel(ch, model, provider(ch.provider, f"channel {ch.name}"), settings, embedded)
                     for ch in configs_for]
-        info = _info(model, context, owned_by=configs_for[0].provider)
+        default = model.default_max_tokens or (
+            settings.embedded.default_max_tokens if all(c.provider == EMBEDDED for c in configs_for)
+            else settings.default_max_tokens)
+        info = _info(model, context, owned_by=configs_for[0].provider, default_max_tokens=default)
         registry.register(info, ChannelRouter(model.id, channels, settings.failover, context_length=context))
     return list(made.values())
 
@@ -116,7 +119,7 @@ def channels_context(model: ModelConfig, embedded: Provider | None, channels: li
     return length
 
 
-def _info(model: ModelConfig, context_length: int, owned_by: str) -> ModelInfo:
+def _info(model: ModelConfig, context_length: int, owned_by: str, default_max_tokens: int) -> ModelInfo:
     return ModelInfo(
         id=model.id,
         name=model.name or model.id,
@@ -125,6 +128,7 @@ def _info(model: ModelConfig, context_length: int, owned_by: str) -> ModelInfo:
         pricing_completion=model.pricing.completion,
         owned_by="hubbub" if owned_by == EMBEDDED else owned_by,
         created=int(time.time()),
+        default_max_tokens=default_max_tokens,
     )
 
 

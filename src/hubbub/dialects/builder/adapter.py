@@ -70,6 +70,15 @@ async def _existing(repo: "ConversationRepository", chat_id: str | None, owner: 
     return conv
 
 
+def _default_length(turns: TurnRunner, model: str | None) -> int:
+    """The model's default answer length; an unknown model is refused by the turn itself
+    (which removes a chat it created), so here it bounds nothing."""
+    try:
+        return turns.service.model(model).default_max_tokens
+    except ModelNotFound:
+        return 2**31 - 1
+
+
 async def start_turn(turns: TurnRunner, settings: "Settings", body: BuilderChatRequest, owner: str | None,
                      rid: str) -> Turn:
     """Find or create the chat, then store and start the turn; returns the started turn.
@@ -96,8 +105,10 @@ async def start_turn(turns: TurnRunner, settings: "Settings", body: BuilderChatR
     messages = new_messages(body, existing=not created)
     opts = TurnOptions(
         model=body.model,
-        # The builder's wire has no maxTokens: the server's cap bounds every reply.
-        params=SamplingParams(temperature=body.temperature, max_tokens=settings.max_tokens_cap),
+        # The builder's wire has no maxTokens: the model's default answer length bounds every
+        # reply (issue 21: a runaway answer delayed the data model), within the server's cap.
+        params=SamplingParams(temperature=body.temperature,
+                              max_tokens=min(settings.max_tokens_cap, _default_length(turns, conv.model or body.model))),
         owner=owner,
         request_id=rid,
         hook_options={"enable_dsl": body.enableDSL},

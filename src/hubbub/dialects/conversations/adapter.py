@@ -72,8 +72,9 @@ async def start_turn(turns: TurnRunner, settings: "Settings", body: Conversation
                                               group_id=body.groupId, preset=bot.slug))
         created = True
     params = bot_params(SamplingParams(), bot, explicit=set())
-    cap = settings.max_tokens_cap
-    params.max_tokens = min(params.max_tokens or cap, cap)
+    # A preset's own length, else the model's default answer length (issue 21); within the cap.
+    default = service.model(body.model or bot.model).default_max_tokens
+    params.max_tokens = min(params.max_tokens or default, settings.max_tokens_cap)
     opts = TurnOptions(model=body.model, params=params, bot=bot, owner=owner, user_id=body.userId, request_id=rid)
     try:
         return await turns.start(conv, [Message("user", body.message)], opts)

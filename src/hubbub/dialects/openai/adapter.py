@@ -21,6 +21,7 @@ from hubbub.core.types import (
     ResponseFormat,
     SamplingParams,
     TextPart,
+    TokenLogprob,
     ToolCall,
     ToolChoice,
     ToolResult,
@@ -130,6 +131,8 @@ def to_params(body: ChatCompletionRequest) -> tuple[SamplingParams, set[str]]:
             raise InvalidRequest("response_format.json_schema.schema is required for type json_schema")
         fmt = ResponseFormat(body.response_format.type, schema)
     max_tokens = body.max_completion_tokens or body.max_tokens
+    if body.top_logprobs and not body.logprobs:
+        raise InvalidRequest(details=[FieldProblem("top_logprobs", "requires logprobs to be true")])
     explicit = {name for name in ("temperature", "top_p") if getattr(body, name) is not None}
     if max_tokens is not None:
         explicit.add("max_tokens")
@@ -140,8 +143,32 @@ def to_params(body: ChatCompletionRequest) -> tuple[SamplingParams, set[str]]:
         stop=stop,
         seed=body.seed,
         response_format=fmt,
+        top_k=None if body.top_k is None or body.top_k <= 0 else body.top_k,  # vLLM: -1 and 0 are "off"
+        min_p=body.min_p,
+        frequency_penalty=body.frequency_penalty,
+        presence_penalty=body.presence_penalty,
+        repetition_penalty=body.repetition_penalty,
+        logit_bias={int(k): v for k, v in body.logit_bias.items()} if body.logit_bias else None,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs or 0,
     )
     return params, explicit
+
+
+def choices_asked(body: ChatCompletionRequest, max_choices: int) -> int:
+    """OpenAI's ``n``: how many answers to give, at most the server's ``max_choices``."""
+    n = body.n or 1
+    if n > max_choices:
+        raise InvalidRequest(details=[FieldProblem("n", f"must be at most {max_choices} on this server")])
+    return n
+
+
+def logprobs_body(entries: "list[TokenLogprob] | tuple[TokenLogprob, ...]") -> dict[str, Any]:
+    """A choice's ``logprobs`` as OpenAI sends it."""
+    return {"content": [
+        {"token": e.token, "logprob": e.logprob, "bytes": list(e.bytes),
+         "top_logprobs": [{"token": t.token, "logprob": t.logprob, "bytes": list(t.bytes)} for t in e.top]}
+        for e in entries], "refusal": None}
 
 
 def usage_body(usage: Usage | None) -> dict[str, int] | None:
@@ -182,7 +209,14 @@ def message_body(gen: Generation) -> dict[str, Any]:
     return message
 
 
-def completion_body(gen: Generation, model: str) -> dict[str, Any]:
+def completion_body(gen: Generation, model: str, others: "list[Generation] | tuple[()]" = (),
+                    logprobs: bool = False) -> dict[str, Any]:
+    """The response; ``others``: the further choices of a request with ``n`` > 1 (the prompt is
+    counted once in the usage, every choice's completion tokens)."""
+    gens = [gen, *others]
+    usage = gen.usage
+    if others and usage is not None:
+        usage = Usage(usage.prompt_tokens, sum(g.usage.completion_tokens if g.usage else 0 for g in gens))
     return {
         "id": new_id("chatcmpl-"),
         "object": "chat.completion",
@@ -192,27 +226,33 @@ def completion_body(gen: Generation, model: str) -> dict[str, Any]:
         # hubbub has no backend fingerprint to give (docs/api-decisions.md, "OpenAI-compatible").
         "choices": [
             {
-                "index": 0,
-                "message": message_body(gen),
-                "logprobs": None,
-                "finish_reason": _FINISH.get(gen.finish_reason or "stop", "stop"),
+                "index": i,
+                "message": message_body(g),
+                "logprobs": logprobs_body(g.logprobs) if logprobs else None,
+                "finish_reason": _FINISH.get(g.finish_reason or "stop", "stop"),
             }
+            for i, g in enumerate(gens)
         ],
-        "usage": usage_body(gen.usage),
+        "usage": usage_body(usage),
     }
 
 
 async def chunk_stream(
-    gen: Generation, model: str, include_usage: bool, first_extra: dict[str, Any] | None = None
+    gen: Generation, model: str, include_usage: bool, first_extra: dict[str, Any] | None = None, *,
+    logprobs: bool = False, index: int = 0, base: dict[str, Any] | None = None, last: bool = True,
 ) -> AsyncIterator[bytes]:
     """``chat.completion.chunk`` frames, then the usage chunk when asked for, then ``[DONE]``.
-    ``first_extra``: top-level fields for the first chunk only (``rag_sources``)."""
-    base = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model}  # no system_fingerprint (completion_body says why)
+    ``first_extra``: top-level fields for the first chunk only (``rag_sources``). ``logprobs``:
+    each content chunk carries its tokens' log-probabilities. ``index``, ``base`` and ``last``:
+    one choice of several (``choices_stream``): its index, the frames' shared id, and whether
+    the usage chunk and ``[DONE]`` follow it."""
+    if base is None:
+        base = chunk_base(model)
     usage_field = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None) -> bytes:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chunk(delta: dict[str, Any], finish: str | None = None, extra: dict[str, Any] | None = None,
+              lp: dict[str, Any] | None = None) -> bytes:
+        choice = {"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}
         return frame({**base, "choices": [choice], **usage_field, **(extra or {})})
 
     # The content chunk, the one sent per token, as bytes around the text: the same bytes as
@@ -225,7 +265,7 @@ async def chunk_stream(
     # the role chunk with the first text, which ``open_stream`` already awaited; the finish chunk
     # with the usage chunk and [DONE] that follow it at once. (Tokens that came from an upstream
     # in one read are already one delta: ``TextDelta.tokens``.)
-    role = chunk({"role": "assistant", "content": ""}, extra=first_extra)
+    role = chunk({"role": "assistant", "content": ""}, extra=first_extra, lp=logprobs_body(()) if logprobs else None)
     pending = role if gen.primed else b""
     if not pending:
         yield role
@@ -233,7 +273,10 @@ async def chunk_stream(
     try:
         async for event in gen:
             if type(event) is TextDelta:
-                out = head + orjson.dumps(event.text) + tail
+                if logprobs:
+                    out = chunk({"content": event.text}, lp=logprobs_body(event.logprobs or ()))
+                else:
+                    out = head + orjson.dumps(event.text) + tail
             elif isinstance(event, ToolCallDelta):
                 out = chunk({"tool_calls": [tool_call_delta(event)]})
             elif isinstance(event, ReasoningDelta):
@@ -255,9 +298,43 @@ async def chunk_stream(
     except HubbubError as exc:
         yield Last(pending + frame(error_body(exc, None)))
         return
+    if not last:
+        if pending:
+            yield pending
+        return
     if include_usage:
         pending += frame({**base, "choices": [], "usage": usage_body(gen.usage)})
     yield Last(pending + DONE)
+
+
+def chunk_base(model: str) -> dict[str, Any]:
+    return {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model}  # no system_fingerprint (completion_body says why)
+
+
+async def choices_stream(gens: list[Generation], model: str, include_usage: bool,
+                         first_extra: dict[str, Any] | None = None, *, logprobs: bool = False
+                         ) -> AsyncIterator[bytes]:
+    """The chunks of a request with ``n`` > 1: the choices are decoded together (the embedded
+    model batches them), and streamed one after the other, each whole, under one id
+    (docs/api-decisions.md, "n"). The usage chunk counts the prompt once."""
+    base = chunk_base(model)
+    try:
+        for i, gen in enumerate(gens):
+            async for out in chunk_stream(gen, model, include_usage, first_extra if i == 0 else None,
+                                          logprobs=logprobs, index=i, base=base, last=False):
+                yield out
+                if isinstance(out, Last):  # an error ends the whole stream
+                    return
+    finally:  # a client gone (or an error) stops the choices not yet sent, and bills them
+        for gen in gens:
+            await gen.settle()
+    tail = b""
+    if include_usage:
+        prompt = gens[0].usage.prompt_tokens if gens[0].usage else 0
+        usage = Usage(prompt, sum(g.usage.completion_tokens if g.usage else 0 for g in gens))
+        tail = frame({**base, "choices": [], "usage": usage_body(usage)})
+    yield Last(tail + DONE)
 
 
 def tool_call_delta(event: ToolCallDelta) -> dict[str, Any]:

@@ -101,7 +101,17 @@ class ChatCompletionRequest(_Wire):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=INT32_MAX)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=INT64_MIN, le=INT64_MAX)  # int64, as OpenAI and vLLM take it
-    n: int | None = Field(default=None, ge=1, le=1)
+    # At most the server's max_choices (adapter.to_params names the limit); 128 is OpenAI's own.
+    n: int | None = Field(default=None, ge=1, le=128)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = None  # token id (as a string) -> -100..100
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    # Extensions vLLM and llama.cpp's server accept (docs/sampling.md).
+    top_k: int | None = Field(default=None, ge=-1, le=INT32_MAX)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    repetition_penalty: float | None = Field(default=None, gt=0, le=10)
     response_format: ResponseFormatIn | None = None
     user: str | None = None
     tools: list[ToolIn] | None = Field(default=None, description=(
@@ -114,6 +124,16 @@ class ChatCompletionRequest(_Wire):
     parallel_tool_calls: bool | None = Field(default=None, description=(
         "Whether the model may make several calls in one answer (default true); false: at most one."))
     rag: bool = False
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for key, bias in (value or {}).items():
+            if not key.lstrip("-").isdigit() or len(key) > 12:
+                raise ValueError(f"keys must be token ids (integers as strings), not {key[:40]!r}")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"the bias of token {key} must be between -100 and 100")
+        return value
 
     @field_validator("stop")
     @classmethod

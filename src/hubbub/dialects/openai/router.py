@@ -38,18 +38,22 @@ async def chat_completions(request: Request) -> Response:
         rag=body.rag or bool(bot and bot.rag_enabled),
         tools=adapter.to_tools(body, bot.tools if bot else None),  # a bot's default tools, as its prompt
     )
-    generation = await service.open_stream(chat)
+    n = adapter.choices_asked(body, container.settings.max_choices)
+    generation, *others = await service.open_streams(chat, n)
+    logprobs = params.logprobs
     # RAG: the documents used ride in a top-level `rag_sources` (response, first chunk); clients ignore it.
     extra = {"rag_sources": sources_json(generation.sources)} if chat.rag else {}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         # Who answers is known once the first token is (issue 19): the channel then, for the stream.
         model, headers = adapter.served(generation, body.model)
-        return SSEResponse(adapter.chunk_stream(generation, model, include_usage, extra),
-                           container.settings.sse_ping_seconds, headers=headers)
-    await generation.collect()
+        chunks = (adapter.choices_stream([generation, *others], model, include_usage, extra, logprobs=logprobs)
+                  if others else adapter.chunk_stream(generation, model, include_usage, extra, logprobs=logprobs))
+        return SSEResponse(chunks, container.settings.sse_ping_seconds, headers=headers)
+    for gen in (generation, *others):
+        await gen.collect()
     model, headers = adapter.served(generation, body.model)
-    body_out = {**adapter.completion_body(generation, model), **extra}
+    body_out = {**adapter.completion_body(generation, model, others, logprobs=logprobs), **extra}
     return Response(adapter.dumps(body_out), media_type="application/json", headers=headers)
 
 

@@ -237,10 +237,11 @@ def tool_choice_echo(body: ResponsesRequest) -> Any:
     return {"type": "function", "name": choice.get("name")} if isinstance(choice, dict) else (choice or "auto")
 
 
-def to_params(body: ResponsesRequest, default_max_tokens: int) -> tuple[SamplingParams, set[str]]:
+def to_params(body: ResponsesRequest) -> tuple[SamplingParams, set[str]]:
     """Sampling parameters with OpenAI's defaults (temperature 1, top_p 1), and the names the
     client set (a bot's settings fill the rest). Without ``max_output_tokens`` an answer is
-    bounded by ``default_max_tokens`` (the server's cap), as stored chats are."""
+    bounded by the model's default answer length (core/service.py, issue 21), as every
+    dialect's are."""
     fmt = body.text.format if body.text is not None else None
     response_format = None
     if fmt is not None and fmt.type != "text":
@@ -253,7 +254,7 @@ def to_params(body: ResponsesRequest, default_max_tokens: int) -> tuple[Sampling
     params = SamplingParams(
         temperature=1.0 if body.temperature is None else body.temperature,
         top_p=1.0 if body.top_p is None else body.top_p,
-        max_tokens=body.max_output_tokens or default_max_tokens,
+        max_tokens=body.max_output_tokens,
         response_format=response_format,
     )
     return params, explicit

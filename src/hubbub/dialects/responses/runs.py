@@ -47,12 +47,11 @@ class Deps:
     service: ChatService
     turns: TurnRunner
     repo: ResponseRepository
-    max_tokens: int  # an answer's bound when the request sets none (the server's cap)
 
     @classmethod
     def of(cls, container: "Container") -> "Deps":
         assert container.responses is not None
-        return cls(container.service, container.turns, container.responses, container.settings.max_tokens_cap)
+        return cls(container.service, container.turns, container.responses)
 
 
 def sse(event: dict[str, Any]) -> bytes:
@@ -82,7 +81,7 @@ async def start(deps: Deps, body: ResponsesRequest, owner: str | None, rid: str)
     adapter.check_unsupported(body)
     new, items = adapter.to_messages(body)
     tools, tools_echo = adapter.to_tools(body)
-    params, explicit = adapter.to_params(body, deps.max_tokens)
+    params, explicit = adapter.to_params(body)
     bot = await deps.service.bot(body.model[1:], owner) if body.model.startswith("@") else None
     params = bot_params(params, bot, explicit)
     history: list[Message] = []
