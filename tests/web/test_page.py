@@ -40,10 +40,16 @@ class Page:
         return self
 
     def send(self, text: str, model: str | None = None) -> None:
+        """Send ``text`` and return once the page has taken it (its message is shown and the answer
+        started), so a ``DONE`` wait that follows cannot pass before the turn began: on a loaded
+        machine the page is slow to react to the key press (issue 21)."""
         if model:
             self.page.select_option("#model", model)
+        sent = self.page.evaluate("() => document.querySelectorAll('.msg-user').length")
         self.page.fill("#input", text)
         self.page.press("#input", "Enter")
+        self.page.wait_for_function(f"() => document.querySelectorAll('.msg-user').length > {sent}",
+                                    timeout=EMBEDDED_WAIT)
 
     def answer(self) -> str | None:
         return self.page.evaluate(LAST_ANSWER)
@@ -94,7 +100,8 @@ def test_answer_streams_from_the_embedded_model_as_markdown(page: Page) -> None:
     page.send("Write one short sentence about the sea.", model="smollm2-135m-instruct")
     page.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)
     lengths = sorted(set(page.page.evaluate("() => window.__lens")))
-    assert len(lengths) >= 3, f"the answer did not grow over time: {lengths}"
+    assert len(lengths) >= 3, (f"the answer did not grow over time: {lengths}; answer {page.answer()!r}, "
+                               f"page text {page.page.inner_text('#messages')[-300:]!r}")
     text = page.answer()
     assert text and len(text) == lengths[-1]
     chat = stored(page.server, page.chat_id())
