@@ -77,6 +77,17 @@ async def test_n_returns_that_many_choices(api):
     assert usage is not None and usage.completion_tokens <= 6
 
 
+async def test_seeded_choices_differ_and_repeat(api):
+    """With a seed, choice i draws with seed + i: the choices are not copies of each other, and the
+    same request gives the same choices again."""
+    ask = dict(model=MODEL, messages=[{"role": "user", "content": "Name a colour."}], max_tokens=12, n=3,
+               temperature=1.5, seed=7)
+    first = [c.message.content for c in (await api.chat.completions.create(**ask)).choices]
+    again = [c.message.content for c in (await api.chat.completions.create(**ask)).choices]
+    assert first == again
+    assert len(set(first)) > 1, first
+
+
 async def test_logit_bias_keeps_a_token_out_of_a_greedy_answer(api, server):
     first = await api.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=6, temperature=0,
                                               logprobs=True)

@@ -282,7 +282,8 @@ class ChatService:
         (its own usage row). If one cannot start, the others are stopped and its error raised."""
         if n == 1:
             return [await self.open_stream(request)]
-        started = await asyncio.gather(*(self.open_stream(request) for _ in range(n)), return_exceptions=True)
+        started = await asyncio.gather(*(self.open_stream(_choice(request, i)) for i in range(n)),
+                                       return_exceptions=True)
         failed = next((g for g in started if isinstance(g, BaseException)), None)
         if failed is not None:
             for g in started:
@@ -310,3 +311,15 @@ class ChatService:
         generation = await self.open_stream(request)
         await generation.collect()
         return generation
+
+
+def _choice(request: ChatRequest, index: int) -> ChatRequest:
+    """Choice ``index`` of an ``n`` > 1 request: with a ``seed``, choice i draws with seed + i, so
+    the choices differ from each other and the same request gives the same choices again
+    (docs/sampling.md, "n"); without one each draws at random anyway."""
+    seed = request.params.seed
+    if index == 0 or seed is None:
+        return request
+    shifted = seed + index if seed + index < 2**63 else seed - index  # an int64 still, as the edge took it
+    return replace(request, params=replace(request.params, seed=shifted))
+
