@@ -229,12 +229,7 @@ class OpenAICompatProvider:
             # The request's own fault, found before any upstream saw it: never counted against one.
             raise InvalidRequest("The request cannot be sent to the upstream model",
                                  [FieldProblem("body", str(exc))]) from None
-        try:
-            path = self._path if request.prompt is None else self._base_path + "/completions"
-            response = await self._pool.request("POST", path, body, self._headers)
-        except HTTPFailure as exc:
-            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
-            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
+        response = await self._post(self._path if request.prompt is None else self._base_path + "/completions", body)
         try:
             if response.status >= 400:
                 raise await self._status_error(response)
@@ -373,12 +368,7 @@ class OpenAICompatProvider:
         body: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "float"}
         if dimensions is not None:
             body["dimensions"] = dimensions
-        try:
-            response = await self._pool.request("POST", self._base_path + "/embeddings", orjson.dumps(body),
-                                                self._headers)
-        except HTTPFailure as exc:
-            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
-            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
+        response = await self._post(self._base_path + "/embeddings", orjson.dumps(body))
         try:
             if response.status >= 400:
                 raise await self._status_error(response)
@@ -400,6 +390,15 @@ class OpenAICompatProvider:
         finally:
             response.release()
         return matrix, int(tokens) if isinstance(tokens, int) else None
+
+    async def _post(self, path: str, body: bytes) -> Any:
+        """Send ``body``; a failure before any answer (connecting, a busy pool, a timeout) is the
+        channel's ``UpstreamUnavailable`` of that kind."""
+        try:
+            return await self._pool.request("POST", path, body, self._headers)
+        except HTTPFailure as exc:
+            kind = exc.kind if exc.kind in ("timeout", "busy") else "connect"
+            raise UpstreamUnavailable(kind, f"{self.name}: {exc.detail}") from None
 
     async def aclose(self) -> None:
         await self._pool.aclose()
