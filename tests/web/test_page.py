@@ -36,7 +36,10 @@ class Page:
 
     def open(self) -> "Page":
         self.page.goto(self.server.url + "/")
-        self.page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+        # Ready, not just the models listed: a message sent before the page opened its chat was
+        # wiped by that opening (seen on a loaded machine).
+        self.page.wait_for_function("() => window.hubbub && window.hubbub.ready "
+                                    "&& document.querySelector('#model').options.length > 0")
         return self
 
     def send(self, text: str, model: str | None = None) -> None:
@@ -294,12 +297,12 @@ def test_auth_on_asks_for_the_key_once_and_keeps_it(chromium, auth_server) -> No
         assert p.page.is_visible("#key-dialog")
         p.page.fill("#key-input", key)
         p.page.press("#key-input", "Enter")
-        p.page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+        p.page.wait_for_function("() => window.hubbub.ready && document.querySelector('#model').options.length > 0")
         assert not p.page.is_visible("#key-dialog")
         assert p.page.evaluate("() => localStorage.getItem('hubbub.key')") == key
         assert sent_auth[-1] == f"Bearer {key}"
         p.page.reload()  # kept: no prompt the second time
-        p.page.wait_for_function("() => document.querySelector('#model').options.length > 0")
+        p.page.wait_for_function("() => window.hubbub.ready && document.querySelector('#model').options.length > 0")
         assert not p.page.is_visible("#key-dialog")
         p.send("hi", model="smollm2-135m-instruct")
         p.page.wait_for_function(DONE, timeout=EMBEDDED_WAIT)

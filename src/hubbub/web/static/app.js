@@ -20,6 +20,7 @@ const state = {
   serverCount: 0,                      // stored messages shown (RAG turns are placed after this many)
   history: [],                         // [{role, content}] as shown, for the RAG route's prompt
   exports: false,
+  ready: false,                        // start() has opened the current chat: sending may begin
 };
 window.hubbub = state; // for tests and curious people
 
@@ -398,6 +399,7 @@ async function start() {
   initDocuments(() => askKey());
   renderList();
   openChat(chat() ? state.current : null);
+  state.ready = true;
 }
 
 function closeDrawers() { $("sidebar").classList.remove("open"); $("docs").classList.remove("open"); $("scrim").hidden = true; }
@@ -407,7 +409,8 @@ function wire() {
   $("composer").addEventListener("submit", (e) => {
     e.preventDefault();
     const text = input.value;
-    if (!text.trim() || state.running) return;
+    // Before start() has opened the chat, a message would be wiped by that opening: keep it typed.
+    if (!text.trim() || state.running || !state.ready) return;
     input.value = "";
     input.style.height = "";
     send(text);
