@@ -338,11 +338,16 @@ class OpenAICompatProvider:
         return from_status(response.status, scrub(message, self._key), code=code, retry_after=retry_after,
                            who=self.name)
 
-    async def _whole(self, response: Response, request: ProviderRequest) -> list[ProviderEvent]:
+    async def _read_whole(self, response: Response) -> bytes:
+        """A non-streamed answer's body, at most ``max_body_bytes`` (issue 22: never read unbounded)."""
         cap = self.config.max_body_bytes
         raw = await response.read(limit=cap + 1)
         if len(raw) > cap:
             raise UpstreamUnavailable("server_error", f"{self.name}: an answer larger than {cap} bytes")
+        return raw
+
+    async def _whole(self, response: Response, request: ProviderRequest) -> list[ProviderEvent]:
+        raw = await self._read_whole(response)
         try:
             obj = orjson.loads(raw)
             choice = (obj.get("choices") or [{}])[0]
@@ -372,10 +377,7 @@ class OpenAICompatProvider:
         try:
             if response.status >= 400:
                 raise await self._status_error(response)
-            cap = self.config.max_body_bytes
-            raw = await response.read(limit=cap + 1)
-            if len(raw) > cap:
-                raise UpstreamUnavailable("server_error", f"{self.name}: an answer larger than {cap} bytes")
+            raw = await self._read_whole(response)
             try:
                 obj = orjson.loads(raw)
                 rows = sorted(obj["data"], key=lambda d: d["index"])
