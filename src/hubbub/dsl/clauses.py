@@ -48,6 +48,7 @@ class Clauses(ReaderBase):
         if not cs:
             return
         self.consumed = set()
+        self.current = cs
         self.subject = []
         self.singular_subject = False
         self.last_object = []

@@ -536,8 +536,8 @@ def is_person(name: str) -> bool:
     w = head_word(name)
     if w in PERSONS or w in ROLES or w in AGENT_GROUPS or w in MORE_PERSONS:
         return True
-    if w in THING_AGENTS or w in NOT_AGENTS or len(w) < 5 or w.endswith(THING_SUFFIXES):
-        return False
+    if w in THING_AGENTS or w in NOT_AGENTS or len(w) < 5 or w.endswith(THING_SUFFIXES + ("ment",)):
+        return False  # "-ment" names a thing or an act, never a person ("a requirement")
     return w.endswith(AGENT_SUFFIXES)
 
 

@@ -60,6 +60,7 @@ class ReaderBase:
         self.vocab: set[str] = set()
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
+        self.current: list[Chunk] = []  # the sentence being read
         self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
         self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
         # Per sentence: chunks already read, the running subject, the last objects, role aliases.
@@ -149,7 +150,11 @@ class ReaderBase:
             for name in self.weak:
                 self._entity(name)
         self._defaults()
+        self._records()
         self._orphans()
+
+    def _records(self) -> None:
+        """Links of records to what they are about (``structure.Structure``)."""
 
     def _orphans(self) -> None:
         """Links for what the message left unlinked (``structure.Structure``)."""

@@ -99,6 +99,42 @@ class Structure(ReaderBase):
             j = end
         return j
 
+    def _records(self) -> None:
+        """A record of something done refers to what its sentence names with it: "when a rider unlocks a
+        bike at a station, a ride starts" gives the ride a rider, a bike and a station. Only between two
+        entities not linked already, directly or through a chain of parents (no shortcuts)."""
+        for cs in self.sents:
+            names = list(dict.fromkeys(n for n in (self._name(c) for c in cs if c.kind == "NP")
+                                       if n and n in self.dsl.entities))
+            for record in [n for n in names if dm.is_event(n)]:
+                # children before their parents: a completion of a habit is not also linked to its user
+                for other in sorted(names, key=lambda n: -len(self._ancestors(n) & set(names))):
+                    if other == record or dm.is_event(other) or self._reaches(record, other) \
+                            or self._reaches(other, record) or self._near(record, other):
+                        continue
+                    self._link(record, other, "many-to-one", how="inferred")
+
+    def _near(self, a: str, b: str) -> bool:
+        """Are ``a`` and ``b`` both linked to a third entity (an order and a product through its items)?"""
+        ends = lambda x: {r.target if r.source == x else r.source for r in self.dsl.relationships  # noqa: E731
+                          if x in (r.source, r.target)}
+        return bool(ends(a) & ends(b) - {a, b})
+
+    def _reaches(self, a: str, b: str) -> bool:
+        """Is ``b`` linked to ``a`` directly, or a parent of ``a`` through many-to-one links?"""
+        return mg.linked(self.dsl, a, b) or b in self._ancestors(a)
+
+    def _ancestors(self, a: str) -> set[str]:
+        """The parents of ``a``, their parents, and so on (many-to-one and one-to-one links)."""
+        seen, todo = set(), [a]
+        while todo:
+            x = todo.pop()
+            for r in self.dsl.relationships:
+                if r.source == x and r.type in ("many-to-one", "one-to-one") and r.target not in seen | {a}:
+                    seen.add(r.target)
+                    todo.append(r.target)
+        return seen
+
     def _orphans(self) -> None:
         """Give each entity this message introduced and left unlinked its most plausible parent."""
         if len(self.dsl.entities) < 2:
