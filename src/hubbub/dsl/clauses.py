@@ -264,7 +264,12 @@ class Clauses(ReaderBase):
             adjective = n < len(cs) and cs[n].kind == "ADJ" and n + 1 < len(cs) and cs[n + 1].kind == "PREP"
             if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
                 n += 1
-            if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside")
+            if n < len(cs) and cs[n].kind == "NP" and "one" in cs[n].det and not negated and self._known(cs[n]):
+                nps, end = self._np_list(cs, n)  # "a bottle is one wine": each is one of them
+                self._links_to(subject, nps, negated, self._spans(cs, n, end))
+                self.consumed |= set(range(n, end))
+                return self._with(cs, end, subject)
+            if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside", "of")
                                                          or adjective and cs[n].text in ("to", "with")):
                 nps, end = self._np_list(cs, n + 1)
                 self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
@@ -438,12 +443,19 @@ class Clauses(ReaderBase):
                 elif assoc:
                     self._link(assoc, s, "many-to-one")
                     self._link(assoc, obj, "many-to-one")
+                elif np.head in dm.LABELS and not dm.is_person(obj) and base not in dm.CREATE_VERBS:
+                    self._link(s, obj, "many-to-many")  # "scouts earn badges": a label is shared by many
+                elif base in dm.PART_VERBS:
+                    self._link(s, obj, "many-to-one")  # "patrols make up a troop": each is part of one
                 elif base in dm.BECOME_VERBS:
                     self._link(obj, s, "many-to-one")  # "a quote becomes a job": the job comes from the quote
                 elif joins:
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
+                elif self.singular_subject and not np.plural and not np.explicit_many \
+                        and {"a", "an", "one"} & set(np.det) and (base in dm.SYMMETRIC_VERBS or base in dm.PICK_VERBS):
+                    self._link(s, obj, "many-to-one")  # "a run can follow a saved route": one each
                 elif base in dm.SYMMETRIC_VERBS and "one" not in np.det:
                     self._link(s, obj, "many-to-many")  # "travelers share trips", "people join groups"
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):

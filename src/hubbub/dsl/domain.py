@@ -445,7 +445,10 @@ BECOME_VERBS = _set("become turn convert")
 PHRASAL = {("check", "out"): "borrow", ("sign", "up"): "register", ("pick", "up"): "collect",
            ("drop", "off"): "deliver", ("fill", "out"): "submit", ("hand", "in"): "submit",
            ("look", "up"): "find", ("set", "up"): "create", ("result", "in"): "produce",
-           ("bring", "in"): "bring", ("take", "out"): "borrow", ("log", "in"): "visit"}
+           ("bring", "in"): "bring", ("take", "out"): "borrow", ("log", "in"): "visit",
+           ("make", "up"): "make_up"}
+# Verbs whose subject is the parts of their object: "participants form teams", "patrols make up a troop".
+PART_VERBS = _set("make_up form constitute")
 UNIQUE_GOODS = _set("ticket seat license licence voucher gift_card subscription pass")
 VERB_ROLES = {"write": "author", "author": "author", "own": "owner", "assign": "assignee", "host": "host",
               "organize": "organizer", "organise": "organizer", "report": "reporter"}
