@@ -226,7 +226,10 @@ class Clauses(ReaderBase):
             return [], negated, True
         if j >= 0 and cs[j].kind == "REL":  # "enrollments, which store a grade"
             m = j - 1
-            while m >= 0 and cs[m].text == ",":
+            while m >= 0 and cs[m].text in (",", ")"):
+                if cs[m].text == ")":  # "sensors (temperature, humidity) that report measurements"
+                    while m >= 0 and cs[m].text != "(":
+                        m -= 1
                 m -= 1
             if m >= 0 and cs[m].kind == "NP":
                 name = self._name(cs[m])
@@ -296,7 +299,8 @@ class Clauses(ReaderBase):
             if linked and not negated:  # "tournaments contain matches between two teams"
                 end = self._object_places(cs, end, subject, [np for np in nps if self._known(np) in linked], base)
             return end
-        if base in LOCATE_VERBS:
+        if base in LOCATE_VERBS and not (base == "report" and n < len(cs) and cs[n].kind == "NP"):
+            # ("sensors report measurements" has an object: a verb like any other, not "report to")
             if n < len(cs) and cs[n].kind == "PREP":
                 n += 1
             nps, end = self._np_list(cs, n)
@@ -436,9 +440,15 @@ class Clauses(ReaderBase):
         for name in known:  # "employees request leave" + LeaveRequest; "customers rent cars" + Rental
             if assoc is None and words(name)[-1] in nouns and base not in dm.CREATE_VERBS | {"have"}:
                 assoc = name
+        held = [o for o in self.last_object if o in self.dsl.entities and dm.is_event(o)
+                and any(mg.linked(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
             for s in subject:
-                if obj == assoc:  # "customers make bookings": the booking is the object itself
+                if held and not assoc and obj not in held and obj != s and not dm.is_event(obj) \
+                        and not dm.is_person(obj) and base not in dm.NEUTRAL_VERBS:
+                    # "customers buy tickets for a screening and pick a seat": the ticket holds the seat
+                    self._link(held[0], obj, "many-to-many" if np.plural or np.explicit_many else "many-to-one")
+                elif obj == assoc:  # "customers make bookings": the booking is the object itself
                     self._link(obj, s, "many-to-one")
                 elif assoc:
                     self._link(assoc, s, "many-to-one")
@@ -466,6 +476,7 @@ class Clauses(ReaderBase):
                     continue
                 elif dm.is_person(s) and not dm.is_person(obj):
                     self._link(obj, s, "many-to-one")  # any other verb from a person: "landlords own buildings"
+                    self.verb_made[(obj, s)] = self.current
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
@@ -577,8 +588,11 @@ class Clauses(ReaderBase):
             if a and b and a != b and a in self.dsl.entities and not mg.linked(self.dsl, a, b) \
                     and left.head not in ("number", "list", "count"):
                 kb = dm.KB.get(" ".join(words(b)))
+                role = modifier_name(left, a)
                 if kb and any(" ".join(words(a)) in slot for slot in kb.parents):
                     self._link(b, a, "many-to-one")  # "pets in appointments": the appointment has the pet
+                elif role and not left.plural and cs[k].text == "of" and dm.is_event(b) and not dm.is_event(a):
+                    self._link(b, a, "many-to-one", role)  # "the start station of each ride": the ride's
                 else:
                     self._link(a, b, "many-to-one")
 

@@ -61,6 +61,7 @@ class ReaderBase:
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
+        self.verb_made: dict[tuple[str, str], list[Chunk]] = {}  # (thing, person) linked by a plain verb -> sentence
         self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
         self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
         # Per sentence: chunks already read, the running subject, the last objects, role aliases.
@@ -126,6 +127,7 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
+        self.verb_made = {}
         texts = sentences(text)[:300]
         sents = [chunk(s) for s in texts]
         compounds = _compounds(sents)

@@ -32,6 +32,7 @@ from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
 from hubbub.dsl.reader import ReaderBase
+from hubbub.dsl.text import pascal, singular
 
 OBJECT_PREPS = frozenset("for on about at in to from with between against of".split())
 
@@ -104,15 +105,40 @@ class Structure(ReaderBase):
         bike at a station, a ride starts" gives the ride a rider, a bike and a station. Only between two
         entities not linked already, directly or through a chain of parents (no shortcuts)."""
         for cs in self.sents:
-            names = list(dict.fromkeys(n for n in (self._name(c) for c in cs if c.kind == "NP")
-                                       if n and n in self.dsl.entities))
+            names = list(dict.fromkeys(n for n in self._mentions(cs) if n in self.dsl.entities))
             for record in [n for n in names if dm.is_event(n)]:
+                self._takes_over(record, names, cs)
                 # children before their parents: a completion of a habit is not also linked to its user
                 for other in sorted(names, key=lambda n: -len(self._ancestors(n) & set(names))):
                     if other == record or dm.is_event(other) or self._reaches(record, other) \
                             or self._reaches(other, record) or self._near(record, other):
                         continue
                     self._link(record, other, "many-to-one", how="inferred")
+
+    def _mentions(self, cs: list[Chunk]) -> list[str]:
+        """Entity names a sentence's noun phrases use, also inside a compound the tagger made of a noun and a
+        verb ("a *ride starts*")."""
+        out = []
+        for c in cs:
+            if c.kind == "NP":
+                name = self._name(c)
+                if name in self.dsl.entities:
+                    out.append(name)
+                elif len(c.words) > 1:
+                    out += [pascal(singular(w)) for w in c.words if pascal(singular(w)) in self.dsl.entities]
+        return out
+
+    def _takes_over(self, record: str, names: list[str], cs: list[Chunk]) -> None:
+        """"players take quizzes, each attempt has a score": a record not linked to either, named where a person's
+        plain verb linked a thing to them is the record of that act; it links both, in place of that link."""
+        for (thing, person), where in list(self.verb_made.items()):
+            if where is cs and thing in names and person in names and thing in self.dsl.entities \
+                    and not mg.linked(self.dsl, record, thing) and not mg.linked(self.dsl, record, person):
+                mg.drop_relationships(self.dsl, thing, person)
+                del self.verb_made[(thing, person)]
+                self._link(record, person, "many-to-one", how="inferred")
+                self._link(record, thing, "many-to-one", how="inferred")
+                return
 
     def _near(self, a: str, b: str) -> bool:
         """Are ``a`` and ``b`` both linked to a third entity (an order and a product through its items)?"""
