@@ -210,6 +210,8 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         prev = tags[j] if j >= 0 else "START"
         if tag == "NOUN" and prev == "MODAL":
             tags[i] = "VERB"
+        elif tag == "AUX" and toks[i] == "done" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were"):
+            tags[i] = "VERB"  # "every delivery is *done* by one driver": a passive
         elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
                 and toks[i].endswith(("ed", "en")) and len(toks[i]) > 4:
             tags[i] = "VERB"

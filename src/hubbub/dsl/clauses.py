@@ -14,7 +14,7 @@ from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
 from hubbub.dsl.reader import (
-    FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
+    FLAGS, HAVE_VERBS, INTRO_VERBS, is_when, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
 )
 from hubbub.dsl.structure import each_other
@@ -55,7 +55,7 @@ class Clauses(ReaderBase):
         self.aliases = {}
         self._appositive(cs)
         for c in cs:  # "each warehouse", "every thread": instances of an entity
-            if c.kind == "NP" and {"each", "every"} & set(c.det):
+            if c.kind == "NP" and {"each", "every"} & set(c.det) and not is_when(cs, c):
                 name = self._name(c)
                 if name:
                     self._entity(name)
@@ -64,6 +64,8 @@ class Clauses(ReaderBase):
         if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
                 and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
             owner = self._known(cs[0]) or (self._name(cs[0]) if cs[1].text == "=" else None)
+            if owner and self._title_list(cs[2:], owner) and cs[1].text == ":":
+                owner = None  # "Kayak rental: kayaks, customers, rentals": a title and its entities
             if owner:  # "drill logs: which athlete, which drill": the record, spelled out
                 self._entity(owner)
                 self._spelled_out(cs[2:], owner)
@@ -80,6 +82,8 @@ class Clauses(ReaderBase):
                 continue
             if c.text in (":", "=") and i > 0 and cs[i - 1].kind == "NP" and i + 1 < len(cs):
                 owner = self._known(cs[i - 1]) or (self._name(cs[i - 1]) if c.text == "=" else None)
+                if owner and c.text == ":" and self._title_list(cs[i + 1:], owner):
+                    owner = None
                 if owner:  # "feedings: which animal, what food", "a score = judge + project + points"
                     self._entity(owner)
                     self._spelled_out(cs[i + 1:], owner)
@@ -93,6 +97,11 @@ class Clauses(ReaderBase):
                     continue
             i += 1
         self._prepositions(cs)
+
+    def _title_list(self, items: list[Chunk], owner: str) -> bool:
+        """Items after a colon that are entities, not a record's parts: all plural, or naming the owner."""
+        nps = [c for c in items if c.kind == "NP"]
+        return bool(nps) and (all(c.plural for c in nps) or any(self._name(c) == owner for c in nps))
 
     def _listing(self, cs: list[Chunk], first: bool = True) -> int:
         """A bare list of plural nouns ("Books and readers.", a list item "- stylists") or one after a
@@ -379,9 +388,11 @@ class Clauses(ReaderBase):
                 self.consumed |= set(range(m, end))
                 m = end
                 continue
-            if prep == "with" or not nps:
-                if prep == "with":
-                    _, end = self._items(cs, m + 1, subject, False)
+            if prep == "with" and nps:  # "is done by one driver with one truck to a customer": what it has
+                _, end = self._items(cs, m + 1, subject, False)
+                m = end
+                continue
+            if not nps:
                 return end
             role = dm.VERB_ROLES.get(base) if prep == "by" or base == "assign" else None
             divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken")

@@ -12,7 +12,7 @@ import re
 
 from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
-from hubbub.dsl.chunk import Chunk, chunk
+from hubbub.dsl.chunk import TEMPORAL, Chunk, chunk
 from hubbub.dsl.schema import Dsl, Field
 from hubbub.dsl.text import camel, enum_value, pascal, sentences, singular, words
 
@@ -169,7 +169,7 @@ class ReaderBase:
                 if c.kind != "NP":
                     continue
                 if c.plural and (c.words[-1] not in dm.PLURAL_FIELDS or c.head in self.things) \
-                        or {"each", "every"} & set(c.det):
+                        or {"each", "every"} & set(c.det) and not is_when(cs, c):
                     name = self._name(c)
                     if name:
                         vocab.add(name)
@@ -183,7 +183,7 @@ class ReaderBase:
                     name = self._name(cs[k])  # "the operator files a work order": whoever acts is someone to store
                     if name:
                         vocab.add(name)
-                if cs[k].text == "per" and cs[k + 1].kind == "NP":
+                if cs[k].text == "per" and cs[k + 1].kind == "NP" and cs[k + 1].head not in TEMPORAL:
                     name = self._name(cs[k + 1])
                     if name:
                         vocab.add(name)
@@ -359,6 +359,14 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
             elif head in dm.SOFT_NON_ENTITIES:
                 out.add(head)
     return out
+
+
+def is_when(cs: list[Chunk], c: Chunk) -> bool:
+    """"*each season* we plant a crop", "every day they check off a habit": a time, not an entity (unless it
+    is the subject: "each season has matches")."""
+    k = cs.index(c)
+    return c.head in TEMPORAL and len(c.words) == 1 and not (
+        k + 1 < len(cs) and cs[k + 1].kind in ("HAVE", "VERB", "AUX", "MODAL"))
 
 
 def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
