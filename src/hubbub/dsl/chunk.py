@@ -40,7 +40,8 @@ _PHRASES = [
     (r"\b(no longer|not anymore)\b", "don't"),
     (r"\bcan not\b", "cannot"),
 ]
-TEMPORAL = frozenset("day week month year time morning evening night season quarter weekend hour minute".split())
+TEMPORAL = frozenset("day week month year time morning evening night season quarter weekend hour minute "
+                     "spring summer autumn fall winter monday tuesday wednesday thursday friday saturday sunday".split())
 _PHRASES_RE = [(re.compile(p, re.IGNORECASE), r) for p, r in _PHRASES]
 
 
@@ -233,6 +234,12 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
     * after a preposition a verb form is a noun: "go through *edits*".
     """
     n = len(tags)
+    for i in range(1, n):  # "hosts *host* shows", "judges *judge* entries": a plural then its own base form
+        if tags[i - 1] == "NOUN" and toks[i] != toks[i - 1] and is_plural(toks[i - 1]) \
+                and singular(toks[i - 1]) == toks[i] and tags[i] in ("NOUN", "VERB", "AMB"):
+            tags[i] = "VERB"
+            if i + 1 < n and tags[i + 1] == "VERB" and is_plural(toks[i + 1]):
+                tags[i + 1] = "NOUN"
     for i in range(n):
         tag, word = tags[i], toks[i]
         nxt = tags[i + 1] if i + 1 < n else "END"

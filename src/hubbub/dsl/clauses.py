@@ -331,7 +331,7 @@ class Clauses(ReaderBase):
         elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
                                                             and cs[n + 1].kind in ("NP", "DET") and cs[n + 1].det):
             nps, end = self._np_list(cs, n + 1)  # no object, a place: "groups meet at homes"
-            self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
+            self._links_to(subject, nps, negated, self._spans(cs, n + 1, end), base)
             self.consumed |= set(range(n, end))
             return self._with(cs, end, subject)
         nps, end = self._np_list(cs, n)
@@ -455,6 +455,8 @@ class Clauses(ReaderBase):
                 and any(mg.linked(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
             for s in subject:
+                if any({r.source, r.target} == {obj, s} and r.type == "many-to-many" for r in self.dsl.relationships):
+                    continue  # already many each way: "a booking can include several players, and players make bookings"
                 if held and not assoc and obj not in held and obj != s and not dm.is_event(obj) \
                         and not dm.is_person(obj) and base not in dm.NEUTRAL_VERBS:
                     # "customers buy tickets for a screening and pick a seat": the ticket holds the seat
@@ -560,7 +562,8 @@ class Clauses(ReaderBase):
             if np.many or np.plural:
                 shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
                              and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
-                if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared:  # shared: "orders contain dishes" of restaurants
+                takes_part = dm.is_event(owner) and dm.is_person(target)  # "a booking can include several players"
+                if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared or takes_part:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:
                     self._link(target, owner, "many-to-one")

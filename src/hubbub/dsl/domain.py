@@ -31,6 +31,10 @@ PROCESS_WORDS = _set(
     "reviews exchange sales selling lending support ticketing invoicing billing budgeting accounting"
 )
 INSTITUTIONS = _set("school library gym clinic hospital restaurant hotel company business team office church club")
+# The business an app is for, when the user names it as one ("the museum lends objects", "retain the firm").
+THE_BUSINESS = INSTITUTIONS - {"team", "club"} | _set(
+    "museum firm agency studio shop store cafe café bakery salon brewery farm practice organization organisation "
+    "charity nonprofit venue theatre theater cinema gallery zoo shelter center centre")
 MASS_NOUNS = _set(
     "fitness inventory time money health content data social music video food travel news weather finance "
     "education real estate e-commerce ecommerce commerce online web mobile personal internal home family "
@@ -438,7 +442,7 @@ SYMMETRIC_VERBS = _set(
 # Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
 PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
 # Verbs that make someone a member ("members are added to boards", "students belong to classes").
-JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit")
+JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer")
 # "a quote becomes a job": the job comes from the quote.
 BECOME_VERBS = _set("become turn convert")
 # Phrasal verbs, as the verb they mean: "check out samples" is borrowing them.

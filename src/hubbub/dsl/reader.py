@@ -225,6 +225,8 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
+        if head in dm.THE_BUSINESS and not np.plural and {"the", "our", "my"} & set(np.det) and name not in self.vocab:
+            return None  # "the museum lends objects": the business the app is for, one of it
         tails = [e for e in self.dsl.entities if words(e)[-1] == head and len(words(e)) > 1]
         if len(tails) == 1:
             return tails[0]

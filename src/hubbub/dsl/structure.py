@@ -89,6 +89,8 @@ class Structure(ReaderBase):
                 break
             for np in places:
                 target = self._known(np)
+                if target and self._record_of(target, subject, objects):
+                    continue
                 if target is None and not np.plural and np.det and (
                         self._name(np) in self.candidates
                         or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS):
@@ -160,6 +162,20 @@ class Structure(ReaderBase):
                     seen.add(r.target)
                     todo.append(r.target)
         return seen
+
+    def _record_of(self, record: str, subject: list[str], objects: list[str]) -> bool:
+        """"groomers groom dogs *in appointments*": the record the act is done in holds who did it and to
+        what, in place of the plain verb's link between them."""
+        doers = [s for s in subject if s in self.dsl.entities and dm.is_person(s)]
+        if not dm.is_event(record) or not doers or any(dm.is_event(o) or o == record for o in objects):
+            return False
+        for o in objects:
+            for s in doers:
+                if self.verb_made.pop((o, s), None) is not None:
+                    mg.drop_relationships(self.dsl, o, s)
+                self._link(record, s, "many-to-one")
+            self._link(record, o, "many-to-one")
+        return True
 
     def _orphans(self) -> None:
         """Give each entity this message introduced and left unlinked its most plausible parent."""
