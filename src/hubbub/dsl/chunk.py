@@ -191,6 +191,8 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
             tags[i] = "ADJ"
     _verbs_by_position(toks, tags)
     _verbs_in_context(toks, tags)
+    if len(tags) > 1 and toks[1] == ":" and tags[0] == "VERB":
+        tags[0] = "NOUN"  # a title: "stays: dog, kennel, check-in date"
     # A verb right after a determiner is a noun ("a make, a model and a year").
     for i, tag in enumerate(tags):
         if tag == "VERB" and i > 0 and tags[i - 1] == "DET" and not toks[i].endswith("ed"):

@@ -599,6 +599,11 @@ class Clauses(ReaderBase):
             if left.kind != "NP" or right.kind != "NP":
                 continue
             a, b = self._known(left), self._known(right)
+            if b and a is None and cs[k].text in ("for", "per") and {"each", "every"} & set(right.det) \
+                    and not left.plural and left.det and left.head not in dm.FIELDS:
+                a = self._name(left)  # "a repair ticket for each bike": one record per bike
+                if a:
+                    self._entity(a)
             if a and b and a != b and a in self.dsl.entities and not mg.linked(self.dsl, a, b) \
                     and left.head not in ("number", "list", "count"):
                 kb = dm.KB.get(" ".join(words(b)))

@@ -61,6 +61,7 @@ class ReaderBase:
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
+        self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.verb_made: dict[tuple[str, str], list[Chunk]] = {}  # (thing, person) linked by a plain verb -> sentence
         self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
         self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
@@ -143,6 +144,10 @@ class ReaderBase:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
                 if c.kind == "NP":
                     self.nouns |= {singular(w) for w in c.words}
+        self.business = {c.head for cs in sents for k, c in enumerate(cs[1:], 1) if c.kind == "NP"
+                         and cs[k - 1].text in ("we're", "i'm", "we", "i", "are", "am") and cs[0].kind == "PRON"
+                         and cs[0].text in ("we're", "i'm", "we", "i") and k <= 2
+                         and (k == 1 and cs[0].text in ("we're", "i'm") or k == 2 and cs[1].text in ("are", "am"))}
         self.vocab = self._vocabulary(sents)
         self.candidates |= self.vocab
         self.weak = []
@@ -225,8 +230,9 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if head in dm.THE_BUSINESS and not np.plural and {"the", "our", "my"} & set(np.det) and name not in self.vocab:
-            return None  # "the museum lends objects": the business the app is for, one of it
+        if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business) \
+                and not np.plural and name not in self.vocab:
+            return None  # "the museum lends objects", "we're a bike shop": the business the app is for
         tails = [e for e in self.dsl.entities if words(e)[-1] == head and len(words(e)) > 1]
         if len(tails) == 1:
             return tails[0]

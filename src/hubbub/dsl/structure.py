@@ -58,6 +58,8 @@ class Structure(ReaderBase):
         for k in range(1, len(cs) - 1):
             if cs[k].text == "->" and cs[k - 1].kind == "NP" and cs[k + 1].kind == "NP":
                 whole, part = self._name(cs[k - 1]), self._name(cs[k + 1])
+                if cs[k - 1].plural and not cs[k + 1].plural:  # "dogs -> kennel": each dog has a kennel
+                    whole, part = part, whole
                 if whole and part and whole != part:
                     self._link(part, whole, "many-to-one")
                     self.consumed |= {k - 1, k, k + 1}
@@ -69,6 +71,14 @@ class Structure(ReaderBase):
         objects = [x for x in (self._name(np) for np in nps) if x and x in self.dsl.entities]
         if not objects:
             return i
+        if base in dm.PLACE_VERBS and i + 1 < len(cs) and cs[i].text == "to" and cs[i + 1].kind == "NP":
+            target = self._known(cs[i + 1]) or (self._name(cs[i + 1]) if dm.is_person(cs[i + 1].head) else None)
+            if target:  # "a manager assigns each issue to a contractor": the issue gets a contractor
+                for o in objects:
+                    if o != target:
+                        self._link(o, target, "many-to-many" if cs[i + 1].explicit_many else "many-to-one")
+                self.consumed |= {i, i + 1}
+                return i + 2
         owned = [o for o in objects if any(mg.linked(self.dsl, o, s) for s in subject)
                  and not any(r.source in subject and r.target == o and r.type == "many-to-one"
                              for r in self.dsl.relationships)]
