@@ -191,6 +191,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
             tags[i] = "ADJ"
     _verbs_by_position(toks, tags)
     _verbs_in_context(toks, tags)
+    for i in range(2, len(tags) - 1):  # "each finish *records* the runner": after "each X" comes its verb
+        if toks[i - 2] in ("each", "every") and tags[i - 1] == "NOUN" and tags[i] == "NOUN" and toks[i].endswith("s") \
+                and not toks[i].endswith("ss") and lx.verb_base(toks[i]) and tags[i + 1] in ("DET", "QUANT", "NUM"):
+            tags[i] = "VERB"
     if len(tags) > 1 and toks[1] == ":" and tags[0] == "VERB":
         tags[0] = "NOUN"  # a title: "stays: dog, kennel, check-in date"
     # A verb right after a determiner is a noun ("a make, a model and a year").

@@ -276,6 +276,9 @@ class Clauses(ReaderBase):
             adjective = n < len(cs) and cs[n].kind == "ADJ" and n + 1 < len(cs) and cs[n + 1].kind == "PREP"
             if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
                 n += 1
+            if n + 2 < len(cs) and cs[n].kind == "NP" and cs[n].head in dm.COLLECTIONS and cs[n + 1].text == "of" \
+                    and cs[n + 2].kind == "NP" and not negated and subject:
+                return self._items(cs, n + 2, subject, False)[1]  # "a course is a list of controls": it has them
             if n < len(cs) and cs[n].kind == "NP" and "one" in cs[n].det and not negated and self._known(cs[n]):
                 nps, end = self._np_list(cs, n)  # "a bottle is one wine": each is one of them
                 self._links_to(subject, nps, negated, self._spans(cs, n, end))
@@ -487,6 +490,8 @@ class Clauses(ReaderBase):
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.NEUTRAL_VERBS:
                     continue
+                elif dm.is_person(s) and not dm.is_person(obj) and np.plural and self._has_parent(obj, s):
+                    self._link(s, obj, "many-to-many")  # "learners complete lessons" of units: they use them
                 elif dm.is_person(s) and not dm.is_person(obj):
                     self._link(obj, s, "many-to-one")  # any other verb from a person: "landlords own buildings"
                     self.verb_made[(obj, s)] = self.current
@@ -494,6 +499,11 @@ class Clauses(ReaderBase):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
                     self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
+
+    def _has_parent(self, name: str, other: str) -> bool:
+        """Does ``name`` already belong to something other than ``other``, as the user said?"""
+        return any(r.source == name and r.type == "many-to-one" and r.target != other
+                   and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
 
     # -- field lists ---------------------------------------------------------------
 

@@ -442,7 +442,7 @@ SYMMETRIC_VERBS = _set(
 # Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
 PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
 # Verbs that make someone a member ("members are added to boards", "students belong to classes").
-JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer")
+JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer enter")
 # "a quote becomes a job": the job comes from the quote.
 BECOME_VERBS = _set("become turn convert")
 # Phrasal verbs, as the verb they mean: "check out samples" is borrowing them.
