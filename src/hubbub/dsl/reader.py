@@ -344,9 +344,11 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 continue
             placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
                 or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
-            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" or k + 1 < len(cs)
-                                                    and cs[k + 1].kind in ("VERB", "MODAL", "AUX", "HAVE")
-                                                    or head in singles):
+            finite = k + 1 < len(cs) and (cs[k + 1].kind in ("MODAL", "AUX", "HAVE")  # not "the hours spent"
+                                          or cs[k + 1].kind == "VERB" and cs[k + 1].text == cs[k + 1].base)
+            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" and not finite
+                                                    and not (k + 1 < len(cs) and cs[k + 1].kind == "VERB")
+                                                    or finite or head in singles):
                 out.add(head)  # "artists perform sets", "sections have seats" + "a seat": not a count
                 continue
             if not placed or head not in dm.NON_ENTITIES:
