@@ -179,7 +179,8 @@ class Clauses(ReaderBase):
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
-            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS:
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS \
+                    and not (out[-1].head in ("number", "count") and "the" in out[-1].det):  # "the number of players": a count
                 out[-1] = cs[i + 1]
                 i += 2
             if i < len(cs) and cs[i].text in (",", "and", "or", "/", "+"):
