@@ -12,7 +12,7 @@ import re
 
 from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
-from hubbub.dsl.chunk import Chunk
+from hubbub.dsl.chunk import TEMPORAL, Chunk
 from hubbub.dsl.reader import (
     FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
@@ -23,6 +23,7 @@ from hubbub.dsl.text import camel, pascal, singular, words
 
 PARTICLES = frozenset("out up off in down".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
+PLACE_OBJECT_PREPS = frozenset("in at to through into inside within via across from".split())
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
 
@@ -54,8 +55,10 @@ class Clauses(ReaderBase):
         self.last_object = []
         self.aliases = {}
         self._appositive(cs)
-        for c in cs:  # "each warehouse", "every thread": instances of an entity
-            if c.kind == "NP" and {"each", "every"} & set(c.det):
+        for k, c in enumerate(cs):  # "each warehouse", "every thread": instances of an entity
+            of_each = c.kind == "NP" and c.plural and k > 1 and cs[k - 1].text == "of" \
+                and cs[k - 2].text in ("each", "every", "any", "all")  # "each of our beers"
+            if c.kind == "NP" and ({"each", "every"} & set(c.det) or of_each):
                 name = self._name(c)
                 if name:
                     self._entity(name)
@@ -555,7 +558,27 @@ class Clauses(ReaderBase):
 
     # -- X of/for/per/in Y ---------------------------------------------------------
 
+    def _places(self, cs: list[Chunk]) -> None:
+        """Where something is done or kept, after a verb: "we brew beers *in fermentation tanks*", "trips *to
+        fishing spots*", "a parcel passes *through a depot*": a place the app stores, when it is one of many
+        (a plural, or "a"/"each" one: not "from the shelf", "in the factory") and no time, unit or field word."""
+        verb = False
+        for k in range(len(cs) - 1):
+            verb = verb or cs[k].kind in ("VERB", "HAVE", "AUX")
+            if not verb or cs[k].kind != "PREP" or cs[k].text not in PLACE_OBJECT_PREPS \
+                    or cs[k - 1].kind not in ("NP", "VERB"):
+                continue
+            np = cs[k + 1]
+            if np.kind != "NP" or not (np.plural or {"a", "an", "each", "every"} & set(np.det)) \
+                    or np.head in TEMPORAL or np.head in dm.COLLECTIONS or np.head in dm.ROLES \
+                    or not np.plural and np.head in dm.FIELDS or np.words[-1] in dm.PLURAL_FIELDS:
+                continue
+            name = self._name(np)
+            if name:
+                self._entity(name)
+
     def _prepositions(self, cs: list[Chunk]) -> None:
+        self._places(cs)
         for k in range(1, len(cs) - 1):
             if cs[k].kind != "PREP" or cs[k].text not in LINK_PREPS or k in self.consumed and cs[k].text == "to":
                 continue

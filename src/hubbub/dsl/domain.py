@@ -51,7 +51,7 @@ NON_ENTITIES = _set(
 )
 # Meta words that are data where an entity stands, in the plural ("the parts used", "buildings have units").
 SOFT_NON_ENTITIES = _set("part unit version screen case model form change update problem goal feature idea page "
-                         "level type point step lot")
+                         "level type point step lot field")
 
 PERSONS = _set(
     "user member customer author writer student teacher instructor patient doctor employee agent guest client "

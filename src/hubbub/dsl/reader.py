@@ -343,7 +343,10 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 out.add(head)
                 continue
             placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
-                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
+                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE") \
+                or k == 0 and len(cs) > 2 and cs[1].text == ":" \
+                or k > 1 and cs[k - 1].text in ("at", "in", "into", "through") and any(  # "Fields: name, acreage"
+                    x.kind in ("VERB", "AUX") for x in cs[:k - 1])  # "games are played at fields"
             finite = k + 1 < len(cs) and (cs[k + 1].kind in ("MODAL", "AUX", "HAVE")  # not "the hours spent"
                                           or cs[k + 1].kind == "VERB" and cs[k + 1].text == cs[k + 1].base)
             if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" and not finite
