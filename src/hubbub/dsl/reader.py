@@ -69,6 +69,7 @@ class ReaderBase:
         self.last_object: list[str] = []
         self.singular_subject = False  # the running subject was named in the singular ("a screening")
         self.aliases: dict[str, str] = {}
+        self.person_named = False
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -133,9 +134,12 @@ class ReaderBase:
             sents = [chunk(s, compounds) for s in texts]
         self.sents = sents
         self.things = _things(sents)
+        # "each person has a mother": the text's own word for its people, where it names one of them as data
+        self.person_named = self.person_named or any(
+            c.kind == "NP" and c.words == ["person"] and {"each", "every"} & set(c.det) for cs in sents for c in cs)
         self.actors = {pascal(c.head) for cs in sents for k, c in enumerate(cs) if c.kind == "NP" and c.plural
                        and (k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL")
-                            or k > 0 and cs[k - 1].text == "by")}
+                            or k > 0 and cs[k - 1].text in ("by", "to", "from"))}  # "sent by senders to recipients"
         for cs in sents:
             for c in cs:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
@@ -211,7 +215,8 @@ class ReaderBase:
         if "-" in head:
             return pascal(head)
         if head in ("people", "person", "everyone", "users") or head == "user":
-            return "User" if "Person" not in self.dsl.entities else "Person"
+            return "Person" if "Person" in self.dsl.entities or self.person_named and "User" not in self.dsl.entities \
+                else "User"
         if head in dm.PEERS:  # "with friends": the app's people, whatever it calls them
             people = [e for e in self.dsl.entities if dm.is_person(e)]
             return people[0] if people else "User"
@@ -262,7 +267,8 @@ class ReaderBase:
             for cand in ("user", "member", "employee", "customer", "person"):
                 if pascal(cand) in known:
                     return pascal(cand)
-            people = [e for e in self.dsl.entities if e.lower() in dm.PERSONS]
+            people = [e for e in self.dsl.entities if e.lower() in dm.PERSONS] or [  # "researchers": the app's people
+                e for e in self.dsl.entities if dm.is_person(e) and words(e)[-1] not in dm.ROLES]
             return people[0] if people else "User"
         return self._name(np)
 
