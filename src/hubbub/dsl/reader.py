@@ -185,7 +185,7 @@ class ReaderBase:
                     name = self._name(cs[k])  # "the operator files a work order": whoever acts is someone to store
                     if name:
                         vocab.add(name)
-                if cs[k].text == "per" and cs[k + 1].kind == "NP":
+                if cs[k].text == "per" and cs[k + 1].kind == "NP" and not dm.is_unit(cs[k + 1].head):
                     name = self._name(cs[k + 1])
                     if name:
                         vocab.add(name)
