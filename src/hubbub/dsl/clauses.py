@@ -12,7 +12,7 @@ import re
 
 from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
-from hubbub.dsl.chunk import TEMPORAL, Chunk
+from hubbub.dsl.chunk import SUBJECT_PRONOUNS, TEMPORAL, Chunk
 from hubbub.dsl.reader import (
     FLAGS, HAVE_VERBS, INTRO_VERBS, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
@@ -58,7 +58,11 @@ class Clauses(ReaderBase):
         for k, c in enumerate(cs):  # "each warehouse", "every thread": instances of an entity
             of_each = c.kind == "NP" and c.plural and k > 1 and cs[k - 1].text == "of" \
                 and cs[k - 2].text in ("each", "every", "any", "all")  # "each of our beers"
-            if c.kind == "NP" and ({"each", "every"} & set(c.det) or of_each):
+            # "the payments we make", "the fish I catch", "products they bought": what someone acts on, as data
+            contact = c.kind == "NP" and k + 2 < len(cs) and cs[k + 1].text in SUBJECT_PRONOUNS \
+                and cs[k + 2].kind == "VERB" and ("the" in c.det or c.plural and not c.det) \
+                and c.head not in TEMPORAL and not (not c.plural and c.head in dm.FIELDS)
+            if c.kind == "NP" and ({"each", "every"} & set(c.det) or of_each or contact):
                 name = self._name(c)
                 if name:
                     self._entity(name)
