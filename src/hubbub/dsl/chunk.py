@@ -159,6 +159,8 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
             return "VERB"
         return "NOUN"
     if prev in ("START", "CONJ", "PUNCT"):
+        if prev == "START" and nxt_w in ("which", "what") and not plural_form:
+            return "VERB"  # "(also) store which sponsor paid": an instruction
         if prev == "CONJ" and nxt_w in ("it", "them", "him", "her"):
             return "VERB"  # "... and records it"
         if prev_w in (",", "and", "then") and nxt_w in ("the", "a", "an", "each", "every", "their", "its") \
@@ -276,6 +278,9 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
         elif tag == "VERB" and prev >= 0 and toks[prev] in (":", ",", "+") and (nxt_word in (",", "+", "") or (
                 nxt_word in ("and", "or") and toks[prev] != ",")) and not word.endswith(("ing", "ed")):
             tags[i] = "NOUN"  # an item of a list: "ski resort: lifts, passes, skiers", "pass + lift + time"
+        elif tag == "VERB" and prev >= 0 and toks[prev] in ("which", "what", "whose") and word == lx.verb_base(word) \
+                and (nxt in ("VERB", "ADJ", "AUX", "HAVE", "MODAL", "PUNCT", "END") or nxt_word.endswith("ed")):
+            tags[i] = "NOUN"  # "store which sponsor paid for an episode": "which" picks one of them
         elif word == "done" and nxt_word == "by":
             tags[i] = "VERB"  # "is done by a freelance translator": a passive
 

@@ -23,6 +23,7 @@ from hubbub.dsl.text import camel, pascal, singular, words
 
 PARTICLES = frozenset("out up off in down".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
+RECORD_VERBS = frozenset("store record track log keep save".split())
 PLACE_OBJECT_PREPS = frozenset("in at to through into inside within via across from".split())
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
@@ -324,7 +325,15 @@ class Clauses(ReaderBase):
             self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
             self.consumed |= set(range(n, end))
             return self._with(cs, end, subject)
+        if base in RECORD_VERBS and n + 1 < len(cs) and cs[n].text in ("which", "what") and cs[n + 1].kind == "NP":
+            n += 1  # "we track which requirements each scout has completed"
         nps, end = self._np_list(cs, n)
+        of_other = end + 1 < len(cs) and cs[end].text in ("for", "of", "per") and (cs[end + 1].kind == "NP" or cs[end + 1].text == "that")
+        if base in RECORD_VERBS and not negated and not of_other:  # "we record a claim", "store which sponsor paid"
+            for np in nps:  # (not "record the yield for that planting": a value of something else)
+                name = self._name(np)
+                if name and np.head not in TEMPORAL and dm.field_spec(" ".join(np.words)) is None:
+                    self._entity(name)
         self._verb(base, subject, nps, negated, joins)
         if nps:
             self.consumed |= set(range(n, end))
