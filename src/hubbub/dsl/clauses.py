@@ -63,7 +63,10 @@ class Clauses(ReaderBase):
             contact = c.kind == "NP" and k + 2 < len(cs) and cs[k + 1].text in SUBJECT_PRONOUNS \
                 and cs[k + 2].kind == "VERB" and ("the" in c.det or c.plural and not c.det) \
                 and c.head not in TEMPORAL and not (not c.plural and c.head in dm.FIELDS)
-            if c.kind == "NP" and ({"each", "every"} & set(c.det) or of_each or contact):
+            # "logged with the station where they were found": a place things happen at
+            where = c.kind == "NP" and k + 1 < len(cs) and cs[k + 1].text == "where" and c.head not in TEMPORAL \
+                and c.head not in dm.FIELDS
+            if c.kind == "NP" and ({"each", "every"} & set(c.det) or of_each or contact or where):
                 name = self._name(c)
                 if name:
                     self._entity(name)
@@ -274,7 +277,8 @@ class Clauses(ReaderBase):
             if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
                 n += 1
             if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside")
-                                                         or adjective and cs[n].text in ("to", "with")):
+                                                         or adjective and cs[n].text in ("to", "with")
+                                                         or cs[n].text == "of" and self.singular_subject):  # "a sighting is of one species"
                 nps, end = self._np_list(cs, n + 1)
                 self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
                 self.consumed |= set(range(n, end))

@@ -221,7 +221,7 @@ class ReaderBase:
             people = [e for e in self.dsl.entities if dm.is_person(e)]
             return people[0] if people else "User"
         if (head in dm.NON_ENTITIES or head in dm.APP_WORDS) and head not in self.things \
-                or head in dm.MASS_NOUNS or len(head) < 2:
+                or head in dm.MASS_NOUNS and ws[-1] == head or len(head) < 2:  # (a plural counts: "meet at homes")
             return None
         if not head.isalpha():
             return None
