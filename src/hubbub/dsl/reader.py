@@ -153,9 +153,30 @@ class ReaderBase:
         if self.weak and not self.dsl.entities:
             for name in self.weak:
                 self._entity(name)
+        self._singletons()
         self._defaults()
         self._records()
         self._orphans()
+
+    def _singletons(self) -> None:
+        """"Clients retain the firm", "borrow games from the shelf": a thing only ever named as *the* one, never
+        the subject of a clause, with nothing stored about it, is the app's setting, not a table of it."""
+        mentions: dict[str, list[tuple[Chunk, Chunk | None]]] = {}
+        for cs in self.sents:
+            for k, c in enumerate(cs):
+                name = self._name(c) if c.kind == "NP" else None
+                if name:
+                    mentions.setdefault(name, []).append((c, cs[k + 1] if k + 1 < len(cs) else None))
+        for name in list(self.created):
+            said = mentions.get(name)
+            if not said or name not in self.dsl.entities or dm.is_person(name) or mg.attribute_fields(self.dsl, name):
+                continue
+            if all(c.det == ["the"] and not c.plural and not c.mods and len(c.words) == 1
+                   and not (nxt and (nxt.kind in ("HAVE", "MODAL", "AUX", "VERB", "PRON", "REL")  # a subject, a clause
+                                     or nxt.text in ("with", ":", "=")))
+                   for c, nxt in said):
+                mg.drop_entity(self.dsl, name)
+                self.created.discard(name)
 
     def _records(self) -> None:
         """Links of records to what they are about (``structure.Structure``)."""
