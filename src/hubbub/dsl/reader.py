@@ -359,10 +359,14 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
     out: set[str] = set()
     singles = {c.words[0] for cs in sents for c in cs if c.kind == "NP" and len(c.words) == 1 and not c.plural
                and {"a", "an", "the", "each", "every", "that", "this"} & set(c.det)}
-    for cs in sents:
+    for index, cs in enumerate(sents):
         listing = False
         for k, c in enumerate(cs):
             listing = listing or c.text == "->" or c.text == ":" and k == 1  # "Cinema: films, screens, ..."
+            if c.kind == "NP" and index > 0 and c.head in dm.APP_WORDS and {"a", "an", "each", "every"} & set(c.det) \
+                    and k + 1 < len(cs) and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
+                out.add(c.head)  # after the app was named: "a site contains buildings" is data
+                continue
             if c.kind != "NP" or not c.plural:
                 continue
             head = c.head
