@@ -582,6 +582,11 @@ class Clauses(ReaderBase):
         verb = False
         for k in range(len(cs) - 1):
             verb = verb or cs[k].kind in ("VERB", "HAVE", "AUX")
+            doer = self._name(cs[k + 1]) if cs[k].text == "by" and cs[k + 1].kind == "NP" and cs[k + 1].plural \
+                and dm.is_person(cs[k + 1].head) and verb else None
+            if doer:  # "stories go through edits by editors": who does it, in the plural, is someone stored
+                self._entity(doer)
+                continue
             if not verb or cs[k].kind != "PREP" or cs[k].text not in PLACE_OBJECT_PREPS \
                     or cs[k - 1].kind not in ("NP", "VERB"):
                 continue
