@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from hubbub.dsl import lexicon as lx
-from hubbub.dsl.domain import COMPOUNDS
+from hubbub.dsl.domain import COMPOUNDS, PHRASAL
 from hubbub.dsl.text import is_plural, singular, tokens
 
 # Multi-word expressions, rewritten before tagging.
@@ -21,7 +21,9 @@ _PHRASES = [
      r"a set of|a few|a couple of|a collection of|plenty of|an arbitrary number of)\b", "many"),
     (r"\b(at most one|only one|exactly one|just one|a single|one single)\b", "one"),
     (r"\b(takes|take|taking|took) place\b", "happens"),
-    (r"\b(keeps?|keeping) track of\b", "tracks"),
+    (r"\bkeeps track of\b", "tracks"),  # "I need to keep track of guests": the verb keeps its form
+    (r"\bkeeping track of\b", "tracking"),
+    (r"\bkeep track of\b", "track"),
     (r"\b(gets?|getting) rid of\b", "drop"),
     (r"\b(as well as|along with|together with)\b", "and"),
     (r"\b(such as|for example|e\.g\.|including)\b", "like"),
@@ -129,6 +131,12 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
     plural_form = is_plural(w)
     if w.endswith("ed") or w in ("written", "made", "taken", "given", "sold"):
         return "VERB"
+    base = lx.verb_base(w) or w
+    if (base, nxt_w) in PHRASAL and i + 2 < len(toks) and tags[i + 2] in ("DET", "QUANT", "NUM", "ADJ", "NOUN", "AMB"):
+        return "VERB"  # "people who want to adopt fill out an application": a phrasal verb and its object
+    if prev_w in ("which", "what", "whose") and (nxt in ("PUNCT", "END", "CONJ") or toks[i + 1].endswith("ed")
+                                                  or lx.verb_base(nxt_w) is not None and nxt != "AMB"):
+        return "NOUN"  # "which table, ...", "store which sponsor paid": "which" picks one of them
     if prev == "AUX" and nxt == "PREP":
         return "VERB"  # "a cause is run by an organization"
     if prev == "CONJ" and nxt == "PREP" and w.endswith("s") and "VERB" in tags[:i]:
@@ -152,6 +160,8 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
             return "VERB"
         return "NOUN"
     if prev in ("START", "CONJ", "PUNCT"):
+        if prev == "START" and nxt_w in ("which", "what") and not plural_form:
+            return "VERB"  # "(also) store which sponsor paid": an instruction
         if prev == "CONJ" and nxt_w in ("it", "them", "him", "her"):
             return "VERB"  # "... and records it"
         if prev_w in (",", "and", "then") and nxt_w in ("the", "a", "an", "each", "every", "their", "its") \
@@ -179,6 +189,11 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
             if tags[i] == "NOUN":
                 tags[i] = "AMB_N"
     tags = ["NOUN" if t == "AMB_N" else t for t in tags]
+    # An -ing word before a time word names a kind of it ("we plan shooting days", "training sessions").
+    for i, tag in enumerate(tags):
+        if tag in ("VERB", "AMB_N", "NOUN") and toks[i].endswith("ing") and i + 1 < len(tags) and tags[i + 1] == "NOUN" \
+                and singular(toks[i + 1]) in TEMPORAL and i > 0 and tags[i - 1] in ("VERB", "DET", "QUANT", "NUM", "ADJ"):
+            tags[i] = "NOUN"
     # An -ing word between nouns is part of the name ("note taking app").
     for i, tag in enumerate(tags):
         if tag == "VERB" and toks[i].endswith("ing") and 0 < i < len(tags) - 1 and tags[i - 1] == "NOUN" \
@@ -224,6 +239,8 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
             tags[i] = "VERB"
 
 
+# Endings only nouns have: such a word is never the verb of a run ("homeowners association portal").
+_NOUN_SUFFIXES = ("tion", "sion", "ment", "ness", "ship", "ity", "ance", "ence", "ism")
 SUBJECT_PRONOUNS = frozenset("i we you they he she who".split())
 _OBJECT_START = ("DET", "QUANT", "NUM", "PRON", "ADJ")
 _PARTICLES = frozenset("out up off in".split())
@@ -273,6 +290,12 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
         elif tag == "VERB" and prev_tag == "PREP" and toks[prev] != "to" and not word.endswith(("ing", "ed")) \
                 and word not in ("be", "have"):
             tags[i] = "NOUN"
+        elif tag == "VERB" and prev >= 0 and toks[prev] in (":", ",", "+") and (nxt_word in (",", "+", "") or (
+                nxt_word in ("and", "or") and toks[prev] != ",")) and not word.endswith(("ing", "ed")):
+            tags[i] = "NOUN"  # an item of a list: "ski resort: lifts, passes, skiers", "pass + lift + time"
+        elif tag == "VERB" and prev >= 0 and toks[prev] in ("which", "what", "whose") and word == lx.verb_base(word) \
+                and (nxt in ("VERB", "ADJ", "AUX", "HAVE", "MODAL", "PUNCT", "END") or nxt_word.endswith("ed")):
+            tags[i] = "NOUN"  # "store which sponsor paid for an episode": "which" picks one of them
 
 
 def _split_runs(toks: list[str], tags: list[str]) -> None:
@@ -287,7 +310,8 @@ def _split_runs(toks: list[str], tags: list[str]) -> None:
             j += 1
         if j - i >= 3 and is_plural(toks[i]) and not (i > 0 and tags[i - 1] in ("DET", "ADJ", "QUANT", "NUM")):
             for k in range(i + 1, j - 1):
-                if not is_plural(toks[k]) and f"{singular(toks[k])}_{singular(toks[k + 1])}" not in COMPOUNDS:
+                if not is_plural(toks[k]) and f"{singular(toks[k])}_{singular(toks[k + 1])}" not in COMPOUNDS \
+                        and not toks[k].endswith(_NOUN_SUFFIXES):
                     tags[k] = "VERB"
                     break
         i = j

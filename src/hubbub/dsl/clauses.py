@@ -12,7 +12,7 @@ import re
 
 from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
-from hubbub.dsl.chunk import Chunk
+from hubbub.dsl.chunk import SUBJECT_PRONOUNS, TEMPORAL, Chunk
 from hubbub.dsl.reader import (
     FLAGS, HAVE_VERBS, INTRO_VERBS, is_when, LINK_PREPS, LOCATE_VERBS, PASSIVE_PREPS, ReaderBase, modifier_name,
     verb_role, values_from, accepts,
@@ -23,6 +23,8 @@ from hubbub.dsl.text import camel, pascal, singular, words
 
 PARTICLES = frozenset("out up off in down".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
+RECORD_VERBS = frozenset("store record track log keep save".split())
+PLACE_OBJECT_PREPS = frozenset("in at to through into inside within via across from".split())
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
 
@@ -54,8 +56,17 @@ class Clauses(ReaderBase):
         self.last_object = []
         self.aliases = {}
         self._appositive(cs)
-        for c in cs:  # "each warehouse", "every thread": instances of an entity
-            if c.kind == "NP" and {"each", "every"} & set(c.det) and not is_when(cs, c):
+        for k, c in enumerate(cs):  # "each warehouse", "every thread": instances of an entity
+            of_each = c.kind == "NP" and c.plural and k > 1 and cs[k - 1].text == "of" \
+                and cs[k - 2].text in ("each", "every", "any", "all")  # "each of our beers"
+            # "the payments we make", "the fish I catch", "products they bought": what someone acts on, as data
+            contact = c.kind == "NP" and k + 2 < len(cs) and cs[k + 1].text in SUBJECT_PRONOUNS \
+                and cs[k + 2].kind == "VERB" and ("the" in c.det or c.plural and not c.det) \
+                and c.head not in TEMPORAL and not (not c.plural and c.head in dm.FIELDS)
+            # "logged with the station where they were found": a place things happen at
+            where = c.kind == "NP" and k + 1 < len(cs) and cs[k + 1].text == "where" and c.head not in TEMPORAL \
+                and c.head not in dm.FIELDS
+            if c.kind == "NP" and ({"each", "every"} & set(c.det) and not is_when(cs, c) or of_each or contact or where):
                 name = self._name(c)
                 if name:
                     self._entity(name)
@@ -188,7 +199,8 @@ class Clauses(ReaderBase):
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
-            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS:
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS \
+                    and not (out[-1].head in ("number", "count") and "the" in out[-1].det):  # "the number of players": a count
                 out[-1] = cs[i + 1]
                 i += 2
             if i < len(cs) and cs[i].text in (",", "and", "or", "/", "+"):
@@ -337,7 +349,15 @@ class Clauses(ReaderBase):
             self._links_to(subject, nps, negated, self._spans(cs, n + 1, end), base)
             self.consumed |= set(range(n, end))
             return self._with(cs, end, subject)
+        if base in RECORD_VERBS and n + 1 < len(cs) and cs[n].text in ("which", "what") and cs[n + 1].kind == "NP":
+            n += 1  # "we track which requirements each scout has completed"
         nps, end = self._np_list(cs, n)
+        of_other = end + 1 < len(cs) and cs[end].text in ("for", "of", "per") and (cs[end + 1].kind == "NP" or cs[end + 1].text == "that")
+        if base in RECORD_VERBS and not negated and not of_other:  # "we record a claim", "store which sponsor paid"
+            for np in nps:  # (not "record the yield for that planting": a value of something else)
+                name = self._name(np)
+                if name and np.head not in TEMPORAL and dm.field_spec(" ".join(np.words)) is None:
+                    self._entity(name)
         self._verb(base, subject, nps, negated, joins)
         if nps:
             self.consumed |= set(range(n, end))
@@ -601,7 +621,32 @@ class Clauses(ReaderBase):
 
     # -- X of/for/per/in Y ---------------------------------------------------------
 
+    def _places(self, cs: list[Chunk]) -> None:
+        """Where something is done or kept, after a verb: "we brew beers *in fermentation tanks*", "trips *to
+        fishing spots*", "a parcel passes *through a depot*": a place the app stores, when it is one of many
+        (a plural, or "a"/"each" one: not "from the shelf", "in the factory") and no time, unit or field word."""
+        verb = False
+        for k in range(len(cs) - 1):
+            verb = verb or cs[k].kind in ("VERB", "HAVE", "AUX")
+            doer = self._name(cs[k + 1]) if cs[k].text == "by" and cs[k + 1].kind == "NP" and cs[k + 1].plural \
+                and dm.is_person(cs[k + 1].head) and verb else None
+            if doer:  # "stories go through edits by editors": who does it, in the plural, is someone stored
+                self._entity(doer)
+                continue
+            if not verb or cs[k].kind != "PREP" or cs[k].text not in PLACE_OBJECT_PREPS \
+                    or cs[k - 1].kind not in ("NP", "VERB"):
+                continue
+            np = cs[k + 1]
+            if np.kind != "NP" or not (np.plural or {"a", "an", "each", "every"} & set(np.det)) \
+                    or np.head in TEMPORAL or np.head in dm.COLLECTIONS or np.head in dm.ROLES \
+                    or not np.plural and np.head in dm.FIELDS or np.words[-1] in dm.PLURAL_FIELDS:
+                continue
+            name = self._name(np)
+            if name:
+                self._entity(name)
+
     def _prepositions(self, cs: list[Chunk]) -> None:
+        self._places(cs)
         for k in range(1, len(cs) - 1):
             if cs[k].kind != "PREP" or cs[k].text not in LINK_PREPS or k in self.consumed and cs[k].text == "to":
                 continue

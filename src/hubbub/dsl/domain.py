@@ -53,9 +53,19 @@ NON_ENTITIES = _set(
     "weekend morning evening night sign_ look dollar dollars euro euros cent cents star_ stars_ "
     "instance instances purpose goal goals money history"
 )
+# Measures: "a price per kWh", "a rate per hour" is one number per unit, not one record per instance.
+UNITS = _set("kwh kw wh mwh kg g mg lb lbs oz ton tonne km mi mile miles meter metre liter litre ml gallon gram "
+             "pound ounce inch foot feet yard acre hectare byte kb mb gb tb percent cent unit serving")
+
+
+def is_unit(word: str) -> bool:
+    """A unit of measure: listed, or an abbreviation without a vowel ("kwh", "kg", "mph")."""
+    return word in UNITS or word.isalpha() and len(word) <= 4 and not set(word) & set("aeiouy")
+
+
 # Meta words that are data where an entity stands, in the plural ("the parts used", "buildings have units").
 SOFT_NON_ENTITIES = _set("part unit version screen case model form change update problem goal feature idea page "
-                         "level type point step lot")
+                         "level type point step lot field")
 
 PERSONS = _set(
     "user member customer author writer student teacher instructor patient doctor employee agent guest client "

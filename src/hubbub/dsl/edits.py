@@ -9,7 +9,7 @@ from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
 from hubbub.dsl.schema import Field
-from hubbub.dsl.text import camel
+from hubbub.dsl.text import camel, pascal, singular, words
 from hubbub.dsl.reader import EDIT_ADD, EDIT_DROP, FLAGS, ReaderBase, values_from
 
 
@@ -126,6 +126,8 @@ class Edits(ReaderBase):
 
     def _rename(self, old: Chunk, new: Chunk) -> None:
         a, b = self._name(old), self._name(new)
+        if a and b and len(new.words) > len(words(b)) and all(w.isalpha() for w in new.words):
+            b = pascal(" ".join([*new.words[:-1], singular(new.words[-1])]))  # the name asked for, all of it
         if a and b and a in self.dsl.entities:
             mg.rename_entity(self.dsl, a, b)
             self._mark(("entity", b))

@@ -140,6 +140,24 @@ _IRREGULAR_FORMS = {
     "begun": "begin", "came": "come", "became": "become", "went": "go", "gone": "go", "got": "get",
     "brought": "bring", "lent": "lend", "put": "put", "set": "set", "told": "tell", "said": "say",
     "led": "lead", "read": "read", "split": "split", "thought": "think", "knew": "know", "known": "know",
+    # the rest of the common irregular past forms: a participle read as a noun ("is shot at a location",
+    # "the hours spent") names an entity that is not there
+    "shot": "shoot", "spent": "spend", "met": "meet", "won": "win", "drawn": "draw", "drew": "draw",
+    "fed": "feed", "grew": "grow", "grown": "grow", "bred": "breed", "caught": "catch", "flew": "fly",
+    "flown": "fly", "rode": "ride", "ridden": "ride", "wore": "wear", "worn": "wear", "hung": "hang",
+    "hid": "hide", "hidden": "hide", "broke": "break", "broken": "break", "spoke": "speak",
+    "spoken": "speak", "stood": "stand", "understood": "understand", "drove": "drive", "driven": "drive",
+    "ate": "eat", "eaten": "eat", "fell": "fall", "fallen": "fall", "fought": "fight", "forgot": "forget",
+    "forgotten": "forget", "froze": "freeze", "frozen": "freeze", "dug": "dig", "sang": "sing", "sung": "sing",
+    "threw": "throw", "thrown": "throw", "woke": "wake", "woken": "wake", "sought": "seek", "struck": "strike",
+    "swam": "swim", "slept": "sleep", "felt": "feel", "heard": "hear", "meant": "mean", "dealt": "deal",
+    "blew": "blow", "blown": "blow", "bent": "bend", "hurt": "hurt", "cut": "cut",
+    "hit": "hit", "shut": "shut", "let": "let", "quit": "quit", "spread": "spread", "cast": "cast",
+    "bet": "bet", "bitten": "bite", "risen": "rise", "shook": "shake",
+    "shaken": "shake", "shone": "shine", "stuck": "stick", "swore": "swear", "sworn": "swear",
+    "tore": "tear", "torn": "tear", "undertook": "undertake", "undertaken": "undertake", "withdrew": "withdraw",
+    "withdrawn": "withdraw", "oversaw": "oversee", "overseen": "oversee", "forbade": "forbid",
+    "forbidden": "forbid", "forgave": "forgive", "forgiven": "forgive",
 }
 
 
@@ -149,7 +167,8 @@ def _forms(base: str) -> set[str]:
         out |= {base + "s", base + "d", base[:-1] + "ing"}
     elif base.endswith("y") and base[-2:-1] not in set("aeiou"):
         out |= {base[:-1] + "ies", base[:-1] + "ied", base + "ing"}
-    elif base.endswith(("s", "x", "z", "ch", "sh")):
+    elif base.endswith(("s", "x", "z", "ch", "sh")) or base.endswith("o") and base[-2:-1] not in set("aeiou"):
+        # "goes", "does" (but "zoos" is no verb)
         out |= {base + "es", base + "ed", base + "ing"}
     else:
         out |= {base + "s", base + "ed", base + "ing"}

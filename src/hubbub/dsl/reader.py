@@ -71,6 +71,7 @@ class ReaderBase:
         self.last_object: list[str] = []
         self.singular_subject = False  # the running subject was named in the singular ("a screening")
         self.aliases: dict[str, str] = {}
+        self.person_named = False
 
     # -- bookkeeping -------------------------------------------------------------
 
@@ -136,9 +137,12 @@ class ReaderBase:
             sents = [chunk(s, compounds) for s in texts]
         self.sents = sents
         self.things = _things(sents)
+        # "each person has a mother": the text's own word for its people, where it names one of them as data
+        self.person_named = self.person_named or any(
+            c.kind == "NP" and c.words == ["person"] and {"each", "every"} & set(c.det) for cs in sents for c in cs)
         self.actors = {pascal(c.head) for cs in sents for k, c in enumerate(cs) if c.kind == "NP" and c.plural
                        and (k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL")
-                            or k > 0 and cs[k - 1].text == "by")}
+                            or k > 0 and cs[k - 1].text in ("by", "to", "from"))}  # "sent by senders to recipients"
         for cs in sents:
             for c in cs:
                 self.words |= {w.lower() for w in c.words} | {m.lower() for m in c.mods}
@@ -156,9 +160,30 @@ class ReaderBase:
         if self.weak and not self.dsl.entities:
             for name in self.weak:
                 self._entity(name)
+        self._singletons()
         self._defaults()
         self._records()
         self._orphans()
+
+    def _singletons(self) -> None:
+        """"Clients retain the firm", "borrow games from the shelf": a thing only ever named as *the* one, never
+        the subject of a clause, with nothing stored about it, is the app's setting, not a table of it."""
+        mentions: dict[str, list[tuple[Chunk, Chunk | None]]] = {}
+        for cs in self.sents:
+            for k, c in enumerate(cs):
+                name = self._name(c) if c.kind == "NP" else None
+                if name:
+                    mentions.setdefault(name, []).append((c, cs[k + 1] if k + 1 < len(cs) else None))
+        for name in list(self.created):
+            said = mentions.get(name)
+            if not said or name not in self.dsl.entities or dm.is_person(name) or mg.attribute_fields(self.dsl, name):
+                continue
+            if all(c.det == ["the"] and not c.plural and not c.mods and len(c.words) == 1
+                   and not (nxt and (nxt.kind in ("HAVE", "MODAL", "AUX", "VERB", "PRON", "REL")  # a subject, a clause
+                                     or nxt.text in ("with", ":", "=")))
+                   for c, nxt in said):
+                mg.drop_entity(self.dsl, name)
+                self.created.discard(name)
 
     def _records(self) -> None:
         """Links of records to what they are about (``structure.Structure``)."""
@@ -188,7 +213,8 @@ class ReaderBase:
                     name = self._name(cs[k])  # "the operator files a work order": whoever acts is someone to store
                     if name:
                         vocab.add(name)
-                if cs[k].text == "per" and cs[k + 1].kind == "NP" and cs[k + 1].head not in TEMPORAL:
+                if cs[k].text == "per" and cs[k + 1].kind == "NP" and cs[k + 1].head not in TEMPORAL \
+                        and not dm.is_unit(cs[k + 1].head):
                     name = self._name(cs[k + 1])
                     if name:
                         vocab.add(name)
@@ -218,12 +244,13 @@ class ReaderBase:
         if "-" in head:
             return pascal(head)
         if head in ("people", "person", "everyone", "users") or head == "user":
-            return "User" if "Person" not in self.dsl.entities else "Person"
+            return "Person" if "Person" in self.dsl.entities or self.person_named and "User" not in self.dsl.entities \
+                else "User"
         if head in dm.PEERS:  # "with friends": the app's people, whatever it calls them
             people = [e for e in self.dsl.entities if dm.is_person(e)]
             return people[0] if people else "User"
         if (head in dm.NON_ENTITIES or head in dm.APP_WORDS) and head not in self.things \
-                or head in dm.MASS_NOUNS or len(head) < 2:
+                or head in dm.MASS_NOUNS and ws[-1] == head or len(head) < 2:  # (a plural counts: "meet at homes")
             return None
         if not head.isalpha():
             return None
@@ -272,7 +299,8 @@ class ReaderBase:
             for cand in ("user", "member", "employee", "customer", "person"):
                 if pascal(cand) in known:
                     return pascal(cand)
-            people = [e for e in self.dsl.entities if e.lower() in dm.PERSONS]
+            people = [e for e in self.dsl.entities if e.lower() in dm.PERSONS] or [  # "researchers": the app's people
+                e for e in self.dsl.entities if dm.is_person(e) and words(e)[-1] not in dm.ROLES]
             return people[0] if people else "User"
         return self._name(np)
 
@@ -342,10 +370,14 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
     out: set[str] = set()
     singles = {c.words[0] for cs in sents for c in cs if c.kind == "NP" and len(c.words) == 1 and not c.plural
                and {"a", "an", "the", "each", "every", "that", "this"} & set(c.det)}
-    for cs in sents:
+    for index, cs in enumerate(sents):
         listing = False
         for k, c in enumerate(cs):
             listing = listing or c.text == "->" or c.text == ":" and k == 1  # "Cinema: films, screens, ..."
+            if c.kind == "NP" and index > 0 and c.head in dm.APP_WORDS and {"a", "an", "each", "every"} & set(c.det) \
+                    and k + 1 < len(cs) and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
+                out.add(c.head)  # after the app was named: "a site contains buildings" is data
+                continue
             if c.kind != "NP" or not c.plural:
                 continue
             head = c.head
@@ -353,10 +385,15 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 out.add(head)
                 continue
             placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
-                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE")
-            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" or k + 1 < len(cs)
-                                                    and cs[k + 1].kind in ("VERB", "MODAL", "AUX", "HAVE")
-                                                    or head in singles):
+                or k > 0 and cs[k - 1].kind in ("VERB", "HAVE") \
+                or k == 0 and len(cs) > 2 and cs[1].text == ":" \
+                or k > 1 and cs[k - 1].text in ("at", "in", "into", "through") and any(  # "Fields: name, acreage"
+                    x.kind in ("VERB", "AUX") for x in cs[:k - 1])  # "games are played at fields"
+            finite = k + 1 < len(cs) and (cs[k + 1].kind in ("MODAL", "AUX", "HAVE")  # not "the hours spent"
+                                          or cs[k + 1].kind == "VERB" and cs[k + 1].text == cs[k + 1].base)
+            if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" and not finite
+                                                    and not (k + 1 < len(cs) and cs[k + 1].kind == "VERB")
+                                                    or finite or head in singles):
                 out.add(head)  # "artists perform sets", "sections have seats" + "a seat": not a count
                 continue
             if not placed or head not in dm.NON_ENTITIES:
