@@ -35,6 +35,7 @@ _PHRASES = [
     (r"\blet's|let us\b", "let"),
     (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
     (r"\bpart of\b", "in"),
+    (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those)\b", r"\1"),
     (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),
     (r"\b(turns?|hands?|turning|handing) in\b", "submit"),
     (r"\b(puts?|putting) up\b", "list"),

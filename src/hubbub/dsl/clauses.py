@@ -225,6 +225,7 @@ class Clauses(ReaderBase):
 
     def _subject(self, cs: list[Chunk], k: int) -> tuple[list[str], bool, bool]:
         """Who does the verb at ``k``: (entities, negated, explicit)."""
+        self.pronoun_subject = False
         j = k - 1
         negated = False
         while j >= 0 and cs[j].kind in ("MODAL", "ADV", "NEG", "AUX"):
@@ -244,6 +245,7 @@ class Clauses(ReaderBase):
             self.singular_subject = all(not np.plural and bool(np.det) for np in nps)
             return names, negated, True
         if j >= 0 and cs[j].kind == "PRON":
+            self.pronoun_subject = cs[j].text in ("we", "i", "you", "they")
             return [], negated, True
         if j >= 0 and cs[j].kind == "REL":  # "enrollments, which store a grade"
             m = j - 1

@@ -70,6 +70,7 @@ class ReaderBase:
         self.subject: list[str] = []
         self.last_object: list[str] = []
         self.singular_subject = False  # the running subject was named in the singular ("a screening")
+        self.pronoun_subject = False  # the verb being read has "we", "I", "you" or "they" for its subject
         self.aliases: dict[str, str] = {}
         self.person_named = False
 

@@ -84,6 +84,8 @@ class Structure(ReaderBase):
                              for r in self.dsl.relationships)]
         holders = owned or [s for s in subject if s in self.dsl.entities and self.singular_subject
                             and not dm.is_person(s) and base not in dm.NEUTRAL_VERBS]
+        if not holders and self.pronoun_subject and not subject and base not in dm.NEUTRAL_VERBS:
+            holders = objects  # "we brew batches of each beer in tanks": no one to hold them but the objects
         j = i
         while j + 1 < len(cs) and cs[j].kind == "PREP" and cs[j].text in OBJECT_PREPS:
             if each_other(cs, j + 1):  # "members play games against each other": each game has two of them
