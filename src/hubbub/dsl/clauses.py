@@ -107,6 +107,8 @@ class Clauses(ReaderBase):
                     _, i = self._items(cs, i + 2, [owner], False)
                     continue
             i += 1
+        self._contact(cs)
+        self._fronted(cs)
         self._prepositions(cs)
 
     def _title_list(self, items: list[Chunk], owner: str) -> bool:

@@ -189,6 +189,33 @@ class Structure(ReaderBase):
             self._link(record, o, "many-to-one")
         return True
 
+    def _contact(self, cs: list[Chunk]) -> None:
+        """"guests and the tables *they sit at*": a clause after a noun whose subject is "they" says what the
+        people named before do with it: a place they are at (a dangling preposition) is theirs to be in."""
+        for k in range(1, len(cs) - 3):
+            if not (cs[k].kind == "NP" and cs[k + 1].text == "they" and cs[k + 2].kind == "VERB"
+                    and cs[k + 3].kind == "PREP" and (k + 4 == len(cs) or cs[k + 4].kind in ("PUNCT", "CONJ"))):
+                continue
+            place = self._known(cs[k])
+            doers = [n for n in (self._known(c) for c in reversed(cs[:k]) if c.kind == "NP" and c.plural) if n]
+            if place and doers and doers[0] != place and not mg.linked(self.dsl, doers[0], place):
+                self._link(doers[0], place, "many-to-one")
+                self.consumed |= {k, k + 1, k + 2, k + 3}
+
+    def _fronted(self, cs: list[Chunk]) -> None:
+        """"on each trip, the fish I catch": what the sentence names after a fronted "on/in/at/during each X"
+        happens in that X."""
+        for k in range(len(cs) - 2):
+            if cs[k].kind == "PREP" and cs[k].text in ("on", "in", "at", "during", "after") and cs[k + 1].kind == "NP" \
+                    and {"each", "every"} & set(cs[k + 1].det) and (k == 0 or cs[k - 1].kind in ("PUNCT", "CONJ")):
+                whole = self._known(cs[k + 1])
+                m = k + 2
+                while m < len(cs) and cs[m].kind in ("PUNCT", "DET", "ADV"):
+                    m += 1
+                part = self._known(cs[m]) if m < len(cs) and cs[m].kind == "NP" else None
+                if whole and part and whole != part and not mg.linked(self.dsl, whole, part):
+                    self._link(part, whole, "many-to-one")
+
     def _orphans(self) -> None:
         """Give each entity this message introduced and left unlinked its most plausible parent."""
         if len(self.dsl.entities) < 2:
