@@ -35,6 +35,7 @@ _PHRASES = [
     (r"\blet's|let us\b", "let"),
     (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
     (r"\bpart of\b", "in"),
+    (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
     (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those)\b", r"\1"),
     (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),
     (r"\b(turns?|hands?|turning|handing) in\b", "submit"),
@@ -233,6 +234,9 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         prev = tags[j] if j >= 0 else "START"
         if tag == "NOUN" and prev == "MODAL":
             tags[i] = "VERB"
+        elif tag == "ADJ" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
+                and toks[i].endswith("ed") and i + 1 < len(tags) and tags[i + 1] == "PREP" and lx.verb_base(toks[i]):
+            tags[i] = "VERB"  # "ingredients should be *shared* between recipes": a passive
         elif tag == "AUX" and toks[i] == "done" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were"):
             tags[i] = "VERB"  # "every delivery is *done* by one driver": a passive
         elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \

@@ -29,6 +29,12 @@ _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run 
                          "brought lent put set told led read split known grown drawn shown".split())
 
 
+def _measure(np: Chunk) -> bool:
+    """"a quantity per recipe", "a price per night": a number kept per instance, not an entity."""
+    spec = dm.field_spec(" ".join(np.words))
+    return spec is not None and spec.type in ("integer", "number", "date", "datetime", "boolean")
+
+
 def _participle(word: str) -> bool:
     return word.endswith("ed") or word in _PARTICIPLES
 
@@ -435,6 +441,9 @@ class Clauses(ReaderBase):
                             and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
                         self._link(target, name, "many-to-many" if np.explicit_many else "many-to-one")
                         continue
+                    if base == "share" and prep in ("between", "among", "across", "by", "with") and np.plural:
+                        self._link(name, target, "many-to-many")  # "ingredients are shared between recipes"
+                        continue
                     if prep in ("to", "into") and base in dm.JOIN_VERBS and dm.is_person(name):
                         self._link(name, target, "many-to-many")  # "members are added to boards"
                         continue
@@ -521,6 +530,9 @@ class Clauses(ReaderBase):
                     self.verb_made[(obj, s)] = self.current
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
+                elif np.plural and not self.singular_subject and not dm.is_event(s) and not dm.is_person(obj):
+                    self._link(obj, s, "many-to-one")  # "breweries bring beers": what a maker makes is theirs
+                    self.verb_made[(obj, s)] = self.current
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
                     self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
 
@@ -584,7 +596,8 @@ class Clauses(ReaderBase):
                 self._link(owner, person, "many-to-many" if many else "many-to-one",
                            (np.words[-1] if many and name else name), required="optional" not in flags)
             return
-        if target is None and (np.plural and np.words[-1] not in dm.PLURAL_FIELDS or "per" in flags):
+        if target is None and (np.plural and np.words[-1] not in dm.PLURAL_FIELDS
+                               or "per" in flags and not _measure(np)):
             target = self._name(np)
         if target and target != owner:
             pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
