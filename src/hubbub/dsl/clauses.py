@@ -130,11 +130,18 @@ class Clauses(ReaderBase):
                 j = k + 1 if c.text == ":" else 0
                 nps, end = self._np_list(cs, j)
                 plural = [np for np in nps if np.plural]
+                per = None
+                if end + 2 == len(cs) and cs[end].text in ("per", "for") and cs[end + 1].kind == "NP" and plural \
+                        and ({"each", "every"} & set(cs[end + 1].det) or cs[end].text == "per"):
+                    per = self._known(cs[end + 1])  # "- maintenance logs per drone": a list item, one per drone
+                    end = len(cs) if per else end
                 if len(plural) >= (1 if c.text == ":" or not first else 2) and end == len(cs):
                     for np in plural:
                         name = self._name(np)
                         if name:
                             self._entity(name)
+                            if per and per != name:
+                                self._link(name, per, "many-to-one")
                     self.consumed |= set(range(j, end))
                     return end
         return 0
@@ -207,7 +214,7 @@ class Clauses(ReaderBase):
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
-            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and out[-1].head in dm.COLLECTIONS \
+            if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and dm.is_collection(out[-1].head) \
                     and not (out[-1].head in ("number", "count") and "the" in out[-1].det):  # "the number of players": a count
                 out[-1] = cs[i + 1]
                 i += 2
@@ -298,7 +305,7 @@ class Clauses(ReaderBase):
             adjective = n < len(cs) and cs[n].kind == "ADJ" and n + 1 < len(cs) and cs[n + 1].kind == "PREP"
             if adjective:  # "keepers are responsible for several enclosures": the adjective relates them
                 n += 1
-            if n + 2 < len(cs) and cs[n].kind == "NP" and cs[n].head in dm.COLLECTIONS and cs[n + 1].text == "of" \
+            if n + 2 < len(cs) and cs[n].kind == "NP" and dm.is_collection(cs[n].head) and cs[n + 1].text == "of" \
                     and cs[n + 2].kind == "NP" and not negated and subject:
                 return self._items(cs, n + 2, subject, False)[1]  # "a course is a list of controls": it has them
             if n < len(cs) and cs[n].kind == "NP" and "one" in cs[n].det and not negated and self._known(cs[n]):
@@ -350,11 +357,13 @@ class Clauses(ReaderBase):
             n += 1
             joins = True  # "volunteers register for shifts": they pair up, nothing is made
         elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind in ("NP", "DET") \
-                and (cs[n].text != "in" or cs[n + 1].plural and not cs[n + 1].det or (base, "in") in dm.PHRASAL):
+                and (cs[n].text != "in" or cs[n + 1].plural and not cs[n + 1].det and base not in dm.JOIN_VERBS
+                     or (base, "in") in dm.PHRASAL):
             base = dm.PHRASAL.get((base, cs[n].text), base)
             n += 1  # a phrasal verb's particle: "customers bring in devices", "researchers check out samples"
         elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
-                                                            and cs[n + 1].kind in ("NP", "DET") and cs[n + 1].det):
+                                                            and cs[n + 1].kind in ("NP", "DET")
+                                                            and (cs[n + 1].det or base in dm.JOIN_VERBS)):
             nps, end = self._np_list(cs, n + 1)  # no object, a place: "groups meet at homes"
             self._links_to(subject, nps, negated, self._spans(cs, n + 1, end), base)
             self.consumed |= set(range(n, end))

@@ -91,6 +91,13 @@ COLLECTIONS = _set(
     "number count list set history log series collection record program programme playlist menu catalog "
     "catalogue cast run roster lineup range selection queue bunch group pile library portfolio"
 )
+
+
+def is_collection(head: str) -> bool:
+    """A word for a collection of things ("a program of pieces", "a setlist of songs")."""
+    return head in COLLECTIONS or head.endswith("list") and len(head) > 5
+
+
 # Heads that make a compound entity name with the noun before them ("time entry", "reward tier").
 GENERIC_HEADS = _set("item record entry level line slot plan tier request log type detail option method address")
 # Things a parent has exactly one of: "users have a profile" is one-to-one.
@@ -452,7 +459,8 @@ SYMMETRIC_VERBS = _set(
 # Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
 PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
 # Verbs that make someone a member ("members are added to boards", "students belong to classes").
-JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer enter")
+JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer enter "
+                  "sing dance perform speak race")
 # "a quote becomes a job": the job comes from the quote.
 BECOME_VERBS = _set("become turn convert")
 # Phrasal verbs, as the verb they mean: "check out samples" is borrowing them.
