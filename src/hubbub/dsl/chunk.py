@@ -35,6 +35,7 @@ _PHRASES = [
     (r"\blet's|let us\b", "let"),
     (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
     (r"\bpart of\b", "in"),
+    (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),
     (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
     (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those)\b", r"\1"),
     (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),

@@ -258,9 +258,10 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business) \
+        if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
+                or head in TEMPORAL or {"my", "our"} & set(np.det) and dm.is_person(head)) \
                 and not np.plural and name not in self.vocab:
-            return None  # "the museum lends objects", "we're a bike shop": the business the app is for
+            return None  # "the museum lends objects", "we're a bike shop", "for a season", "my grandmother"
         tails = [e for e in self.dsl.entities if words(e)[-1] == head and len(words(e)) > 1]
         if len(tails) == 1:
             return tails[0]
