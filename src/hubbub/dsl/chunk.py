@@ -185,6 +185,9 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         sentence = pattern.sub(repl, sentence)
     toks = tokens(sentence)
     tags = [_tag(t) for t in toks]
+    for i in range(len(toks) - 1):  # "retailers place *purchase orders*": a name the text uses is a name here too
+        if f"{singular(toks[i])}_{singular(toks[i + 1])}" in compounds and tags[i + 1] in ("NOUN", "AMB"):
+            tags[i] = tags[i + 1] = "NOUN"
     _split_runs(toks, tags)
     for i, tag in enumerate(tags):
         if tag == "AMB":
@@ -241,7 +244,8 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         elif tag == "ADJ" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
                 and toks[i].endswith("ed") and i + 1 < len(tags) and tags[i + 1] == "PREP" and lx.verb_base(toks[i]):
             tags[i] = "VERB"  # "ingredients should be *shared* between recipes": a passive
-        elif tag == "AUX" and toks[i] == "done" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were"):
+        elif tag == "AUX" and toks[i] == "done" and (prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were")
+                                                      or i + 1 < len(toks) and toks[i + 1] == "by"):
             tags[i] = "VERB"  # "every delivery is *done* by one driver": a passive
         elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
                 and toks[i].endswith(("ed", "en")) and len(toks[i]) > 4:

@@ -285,7 +285,8 @@ class Clauses(ReaderBase):
                 and cs[k + 1].kind == "PREP" and cs[k + 1].text in PASSIVE_PREPS:
             name = self._name(cs[k - 1])  # "bags sold to cafes", "tracks recorded in a session": a passive
             return self._passive(cs, k, [name] if name else [])
-        elif v.kind == "VERB" and _participle(v.text) and k > 0 and cs[k - 1].kind == "CONJ" and self.subject \
+        elif v.kind == "VERB" and (_participle(v.text) or v.text == "done") and k > 0 \
+                and (cs[k - 1].kind == "CONJ" or cs[k - 1].text == ",") and self.subject \
                 and k + 1 < len(cs) and cs[k + 1].text == "by":
             return self._passive(cs, k, list(self.subject))  # "... are grouped into categories and written by authors"
         else:

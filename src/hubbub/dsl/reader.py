@@ -421,7 +421,8 @@ def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
     out = set()
     for cs in sents:
         for c in cs:
-            if c.kind == "NP" and len(c.words) >= 2 and c.plural and c.words[-2].isalpha():
+            if c.kind == "NP" and len(c.words) >= 2 and (c.plural or {"each", "every"} & set(c.det)) \
+                    and c.words[-2].isalpha():  # ("each purchase order": a name too)
                 out.add(f"{singular(c.words[-2])}_{singular(c.words[-1])}")
     return frozenset(out)
 
