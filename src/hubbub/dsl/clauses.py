@@ -522,9 +522,9 @@ class Clauses(ReaderBase):
                     self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
                 elif base in dm.CREATE_VERBS or base in dm.SERVE_VERBS or (base in ("buy", "purchase") and singular(np.head) in dm.UNIQUE_GOODS):
                     self._link(obj, s, "many-to-one", verb_role(dm.VERB_ROLES.get(base), s))
-                elif self.singular_subject and not np.plural and not np.explicit_many \
-                        and {"a", "an", "one"} & set(np.det) and (base in dm.SYMMETRIC_VERBS or base in dm.PICK_VERBS):
-                    self._link(s, obj, "many-to-one")  # "a run can follow a saved route": one each
+                elif not np.plural and not np.explicit_many and {"a", "an", "one"} & set(np.det) \
+                        and (base in dm.SYMMETRIC_VERBS or base in dm.PICK_VERBS):
+                    self._link(s, obj, "many-to-one")  # "a run can follow a saved route", "hikes follow a trail": one each
                 elif base in dm.SYMMETRIC_VERBS and "one" not in np.det:
                     self._link(s, obj, "many-to-many")  # "travelers share trips", "people join groups"
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):
