@@ -78,6 +78,8 @@ class Clauses(ReaderBase):
                     self._entity(name)
         if accepts(" ".join(c.text for c in cs)) and len(cs) <= 8:
             return  # "looks good, let's build it" changes nothing
+        if self._schema_line(cs):
+            return
         if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
                 and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
             owner = self._known(cs[0]) or (self._name(cs[0]) if cs[1].text == "=" else None)

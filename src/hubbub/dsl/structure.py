@@ -31,7 +31,7 @@ from __future__ import annotations
 from hubbub.dsl import domain as dm
 from hubbub.dsl import merge as mg
 from hubbub.dsl.chunk import Chunk
-from hubbub.dsl.reader import ReaderBase
+from hubbub.dsl.reader import ReaderBase, modifier_name
 from hubbub.dsl.text import pascal, singular
 
 OBJECT_PREPS = frozenset("for on about at in to from with between against of".split())
@@ -52,6 +52,34 @@ class Structure(ReaderBase):
             self._items(items, 0, [owner], False)
         finally:
             self.consumed = consumed
+
+    def _schema_line(self, cs: list[Chunk]) -> bool:
+        """A line written like a schema: "Player (name, number) -> Team", "Goal -> Match, Player, minute",
+        "Team (name)": an entity, its fields in parentheses, and after "->" what it refers to."""
+        if len(cs) < 3 or cs[0].kind != "NP" or cs[0].plural or any(c.kind not in ("NP", "PUNCT") for c in cs) \
+                or [c.text for c in cs].count("->") > 1 or cs[1].text not in ("(", "->"):
+            return False
+        owner = self._name(cs[0]) or (pascal(cs[0].head) if cs[0].head.isalpha() else None)
+        if owner is None:  # (a word that is seldom data, "goal", is one where a line starts with it)
+            return False
+        self._entity(owner)
+        k = 1
+        if cs[1].text == "(":
+            end = next((m for m in range(2, len(cs)) if cs[m].text == ")"), len(cs))
+            self._spelled_out(cs[2:end], owner)
+            k = end + 1
+        if k < len(cs) and cs[k].text == "->":
+            for np in (c for c in cs[k + 1:] if c.kind == "NP"):
+                target = self._name(np)
+                known = target and (target in self.dsl.entities or target in self.vocab)
+                if known and target != owner:
+                    self._link(owner, target, "many-to-one", modifier_name(np, target))
+                elif known:
+                    self._link(owner, owner, "many-to-one", "parent")
+                else:
+                    self._add_field(owner, " ".join(np.words), [], set())
+        self.consumed |= set(range(len(cs)))
+        return True
 
     def _chain(self, cs: list[Chunk]) -> None:
         """"quizzes -> questions -> choices": each is made of the next."""
