@@ -360,13 +360,11 @@ class Clauses(ReaderBase):
             n += 1
             joins = True  # "volunteers register for shifts": they pair up, nothing is made
         elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind in ("NP", "DET") \
-                and (cs[n].text != "in" or cs[n + 1].plural and not cs[n + 1].det and base not in dm.JOIN_VERBS
-                     or (base, "in") in dm.PHRASAL):
+                and (cs[n].text != "in" or (base, "in") in dm.PHRASAL):
             base = dm.PHRASAL.get((base, cs[n].text), base)
             n += 1  # a phrasal verb's particle: "customers bring in devices", "researchers check out samples"
         elif n + 1 < len(cs) and cs[n].kind == "PREP" and (cs[n].text in PLACE_PREPS or cs[n].text == "in"
-                                                            and cs[n + 1].kind in ("NP", "DET")
-                                                            and (cs[n + 1].det or base in dm.JOIN_VERBS)):
+                                                            and cs[n + 1].kind in ("NP", "DET")):
             nps, end = self._np_list(cs, n + 1)  # no object, a place: "groups meet at homes"
             self._links_to(subject, nps, negated, self._spans(cs, n + 1, end), base)
             self.consumed |= set(range(n, end))
@@ -456,7 +454,7 @@ class Clauses(ReaderBase):
                     if base == "share" and prep in ("between", "among", "across", "by", "with") and np.plural:
                         self._link(name, target, "many-to-many")  # "ingredients are shared between recipes"
                         continue
-                    if prep in ("to", "into") and base in dm.JOIN_VERBS and dm.is_person(name):
+                    if prep in ("to", "into", "in", "on", "for") and base in dm.JOIN_VERBS and dm.is_person(name):
                         self._link(name, target, "many-to-many")  # "members are added to boards"
                         continue
                     many = np.explicit_many
