@@ -29,10 +29,10 @@ _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run 
                          "brought lent put set told led read split known grown drawn shown".split())
 
 
-def _measure(np: Chunk) -> bool:
+def _measure(np: Chunk, *also: str) -> bool:
     """"a quantity per recipe", "a price per night": a number kept per instance, not an entity."""
     spec = dm.field_spec(" ".join(np.words))
-    return spec is not None and spec.type in ("integer", "number", "date", "datetime", "boolean")
+    return spec is not None and spec.type in ("integer", "number", "date", "datetime", "boolean", *also)
 
 
 def _participle(word: str) -> bool:
@@ -497,6 +497,16 @@ class Clauses(ReaderBase):
         for name in known:  # "employees request leave" + LeaveRequest; "customers rent cars" + Rental
             if assoc is None and words(name)[-1] in nouns and base not in dm.CREATE_VERBS | {"have"}:
                 assoc = name
+        for name, np in list(objects):  # "subscribers choose a box size": a value of theirs, not an entity
+            k = next((i for i, c in enumerate(self.current) if c is np), -1)
+            per = 0 <= k < len(self.current) - 1 and self.current[k + 1].text in ("per", "for")  # "a budget per category"
+            if name not in self.dsl.entities and name not in self.vocab and not np.plural and _measure(np, "enum") \
+                    and not per:
+                objects.remove((name, np))
+                if not negated:
+                    for s in subject:
+                        if s in self.dsl.entities:
+                            self._add_field(s, " ".join(np.words), [], set())
         held = [o for o in self.last_object if o in self.dsl.entities and dm.is_event(o)
                 and any(mg.linked(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
