@@ -214,7 +214,7 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     _verbs_in_context(toks, tags)
     for i in range(2, len(tags) - 1):  # "each finish *records* the runner": after "each X" comes its verb
         if toks[i - 2] in ("each", "every") and tags[i - 1] == "NOUN" and tags[i] == "NOUN" and toks[i].endswith("s") \
-                and not toks[i].endswith("ss") and lx.verb_base(toks[i]) and tags[i + 1] in ("DET", "QUANT", "NUM"):
+                and not toks[i].endswith("ss") and tags[i + 1] in ("DET", "QUANT", "NUM"):
             tags[i] = "VERB"
     for i in range(1, len(tags) - 1):  # "maintenance *logs* per drone": a verb is not followed by "per"
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and toks[i + 1] == "per" and is_plural(toks[i]):

@@ -540,9 +540,12 @@ class Clauses(ReaderBase):
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):
                     self._link(obj, s, "many-to-one")  # "clients book appointments": a record of what they did
                 elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS or base in dm.SYMMETRIC_VERBS:
-                    self._link(s, obj, "many-to-many" if np.many or np.plural else "many-to-one")
+                    every = {"each", "every", "any", "all"} & set(np.det)  # "members rate every wine they taste"
+                    self._link(s, obj, "many-to-many" if np.many or np.plural or every else "many-to-one")
                 elif base in dm.NEUTRAL_VERBS:
                     continue
+                elif np.explicit_many and self.singular_subject and not dm.is_person(obj) and not dm.is_person(s):
+                    self._link(s, obj, "many-to-many")  # "each tasting features several wines": shared between them
                 elif dm.is_person(s) and not dm.is_person(obj) and np.plural and self._has_parent(obj, s):
                     self._link(s, obj, "many-to-many")  # "learners complete lessons" of units: they use them
                 elif dm.is_person(s) and not dm.is_person(obj):
