@@ -457,6 +457,11 @@ class Clauses(ReaderBase):
                     if prep in ("to", "into", "in", "on", "for") and base in dm.JOIN_VERBS and dm.is_person(name):
                         self._link(name, target, "many-to-many")  # "members are added to boards"
                         continue
+                    record = self._transaction(base, {name, target})
+                    if record and prep in ("to", "by", "for") and (dm.is_person(target) or dm.is_person(name)):
+                        self._link(record, name, "many-to-one")  # "tools are lent to neighbours" + "each loan":
+                        self._link(record, target, "many-to-one")  # the loan has a tool and a neighbour
+                        continue
                     many = np.explicit_many
                     self._link(name, target, "many-to-many" if many else "many-to-one",
                                verb_role(role, target) or modifier_name(np, target))
@@ -466,6 +471,15 @@ class Clauses(ReaderBase):
             for name in subject:
                 self._link(name, pascal("tag" if base == "tag" else base), "many-to-many", how="stated")
         return self._with(cs, end, subject)
+
+    def _transaction(self, base: str, ends: set[str]) -> str | None:
+        """The record this message names for a verb's act ("lend" -> a ``Loan``), if any."""
+        names = set(self.dsl.entities) | self.vocab | {n for cs in self.sents for n in
+                                                      (self._name(c) for c in cs if c.kind == "NP") if n}
+        for cand in dm.TRANSACTIONS.get(base, ()):
+            if pascal(cand) in names and pascal(cand) not in ends:
+                return pascal(cand)
+        return None
 
     def _links_to(self, subject: list[str], nps: list[Chunk], negated: bool,
                   spans: list[tuple[list[str], set[str], set[str]]], base: str = "") -> None:
