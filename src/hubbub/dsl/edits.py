@@ -76,7 +76,49 @@ class Edits(ReaderBase):
                     if name and (np.plural or name in self.vocab or np.head not in dm.FIELDS):
                         self._entity(name)
             return stop if nps else 0
+        if self._same_as(cs[i:]):
+            return len(cs)
         return len(cs) if self._statement(cs) else 0
+
+    def _same_as(self, cs: list[Chunk]) -> bool:
+        """"instructors are also members", "instructors aren't separate, they're members too": one entity is
+        another, so it is merged into it (what linked to it links to the other, under its name)."""
+        if len(cs) < 3 or cs[0].kind != "NP" or any(c.kind in ("VERB", "HAVE", "MODAL", "PREP") and c.text != "as"
+                                                    for c in cs):
+            return False
+        x = self._known(cs[0])
+        k = 1
+        if k < len(cs) and cs[k].kind == "NEG" and k + 1 < len(cs) and cs[k + 1].text in ("separate", "different"):
+            k += 2
+            while k < len(cs) and cs[k].kind == "PUNCT":
+                k += 1
+            if k < len(cs) and cs[k].text in ("they're", "it's"):
+                k += 1
+            else:
+                return False
+        elif k < len(cs) and cs[k].kind == "AUX":
+            k += 1
+        else:
+            return False
+        while k < len(cs) and cs[k].kind in ("ADV", "DET"):
+            k += 1
+        y = self._known(cs[k]) if k < len(cs) and cs[k].kind == "NP" else None
+        if not x or not y or x == y or x not in self.dsl.entities or y not in self.dsl.entities:
+            return False
+        if not all(c.kind in ("ADV", "PUNCT") or c.text in ("as", "well") for c in cs[k + 1:]):
+            return False
+        role = x[0].lower() + x[1:]
+        for r in [r for r in self.dsl.relationships if x in (r.source, r.target)]:
+            mg.drop_relationships(self.dsl, r.source, r.target, r.name or None)
+            source = y if r.source == x else r.source
+            target = y if r.target == x else r.target
+            self._link(source, target, r.type, role if r.target == x and r.source != x else r.name)
+        for fname, spec in self.dsl.entities.get(x, {}).items():
+            if fname != "id" and not fname.endswith("Id"):
+                self.dsl.entities[y].setdefault(fname, spec)
+        mg.drop_entity(self.dsl, x)
+        self.dropped.add(x)
+        return True
 
     def _statement(self, cs: list[Chunk]) -> bool:
         """'<field> should be unique', 'status can be open, pending or closed', 'X should be called Y'."""
