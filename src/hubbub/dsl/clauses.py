@@ -414,8 +414,20 @@ class Clauses(ReaderBase):
 
     def _passive(self, cs: list[Chunk], n: int, subject: list[str]) -> int:
         base = cs[n].base or singular(cs[n].text.removesuffix("ed").removesuffix("d"))
+        if base == cs[n].text and base.endswith("ed"):  # a verb the lexicon does not know: "rostered"
+            stem = base[:-2]
+            base = stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem
         m = n + 1
         end = m
+        if base in dm.PLACE_VERBS and m < len(cs) and cs[m].kind == "NP" and subject:
+            nps, end = self._np_list(cs, m)  # "users are assigned issues": each issue gets a user
+            for np in nps:
+                thing = self._known(np) or (self._name(np) if np.plural else None)
+                for name in subject:
+                    if thing and thing != name:
+                        self._link(thing, name, "many-to-one", dm.VERB_ROLES.get(base) if dm.is_person(name) else None)
+            self.consumed |= set(range(m, end))
+            return self._with(cs, end, subject)
         while m < len(cs) and cs[m].kind == "PREP":  # "is driven by one driver in one vehicle"
             prep = cs[m].text
             nps, end = self._np_list(cs, m + 1)
@@ -447,7 +459,7 @@ class Clauses(ReaderBase):
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
                         continue
-                    if prep in ("to", "for") and dm.is_person(name) and not dm.is_person(target) \
+                    if prep in ("to", "for", "on") and dm.is_person(name) and not dm.is_person(target) \
                             and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
                         self._link(target, name, "many-to-many" if np.explicit_many else "many-to-one")
                         continue
@@ -462,7 +474,7 @@ class Clauses(ReaderBase):
                         self._link(record, name, "many-to-one")  # "tools are lent to neighbours" + "each loan":
                         self._link(record, target, "many-to-one")  # the loan has a tool and a neighbour
                         continue
-                    many = np.explicit_many
+                    many = np.explicit_many or target == name and np.plural  # "linked to other issues"
                     self._link(name, target, "many-to-many" if many else "many-to-one",
                                verb_role(role, target) or modifier_name(np, target))
             self.consumed |= set(range(m, end))

@@ -457,7 +457,7 @@ SYMMETRIC_VERBS = _set(
     "co-author coauthor meet sponsor support speak teach learn study favorite bookmark star watch"
 )
 # Verbs that put a person on something ("crews are assigned to jobs": the job gets a crew).
-PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach")
+PLACE_VERBS = _set("assign allocate appoint schedule staff book delegate attach roster rota")
 # Verbs that make someone a member ("members are added to boards", "students belong to classes").
 JOIN_VERBS = _set("add invite join belong enroll enrol register subscribe admit appear participate compete volunteer enter "
                   "sing dance perform speak race")

@@ -165,6 +165,7 @@ class ReaderBase:
         self._defaults()
         self._records()
         self._orphans()
+        self._joined()
 
     def _singletons(self) -> None:
         """"Clients retain the firm", "borrow games from the shelf": a thing only ever named as *the* one, never
@@ -188,6 +189,9 @@ class ReaderBase:
 
     def _records(self) -> None:
         """Links of records to what they are about (``structure.Structure``)."""
+
+    def _joined(self) -> None:
+        """Many-to-many links a record already joins (``structure.Structure``)."""
 
     def _orphans(self) -> None:
         """Links for what the message left unlinked (``structure.Structure``)."""
@@ -429,7 +433,8 @@ def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
 
 def modifier_name(np: Chunk, target: str) -> str | None:
     """"a parent page", "a home team": the words before the entity name the link."""
-    extra = [w for w in [*np.mods, *np.words[:-1]] if w not in FLAGS and w not in words(target)]
+    extra = [w for w in [*np.mods, *np.words[:-1]] if w not in FLAGS and w not in words(target)
+             and w not in ("other", "another", "different", "related", "same", "existing", "new")]
     return camel(" ".join(extra + [np.words[-1]])) if extra and np.words and pascal(np.words[-1]) == target else None
 
 

@@ -142,6 +142,17 @@ class Structure(ReaderBase):
             j = end
         return j
 
+    def _joined(self) -> None:
+        """A many-to-many whose two sides a record links ("vendors rent stalls" + "a stall rental = vendor +
+        stall + ..."): the record is where they meet, so the direct link goes."""
+        for r in [r for r in self.dsl.relationships if r.type == "many-to-many" and r.source != r.target]:
+            for e in self.dsl.entities:
+                if e not in (r.source, r.target) and dm.is_event(e) and all(
+                        any(x.source == e and x.target == side and x.type == "many-to-one" for x in self.dsl.relationships)
+                        for side in (r.source, r.target)):
+                    mg.drop_relationships(self.dsl, r.source, r.target)
+                    break
+
     def _records(self) -> None:
         """A record of something done refers to what its sentence names with it: "when a rider unlocks a
         bike at a station, a ride starts" gives the ride a rider, a bike and a station. Only between two
