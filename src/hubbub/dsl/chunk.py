@@ -35,6 +35,8 @@ _PHRASES = [
     (r"\blet's|let us\b", "let"),
     (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
     (r"\bpart of\b", "in"),
+    (r"\b(theres|there's|there is|there are)\b", "we have"),
+    (r"\s+right\s+(?=(and|so|but)\b)", " "),
     (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),
     (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
     (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those)\b", r"\1"),
@@ -247,7 +249,8 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         elif tag == "AUX" and toks[i] == "done" and (prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were")
                                                       or i + 1 < len(toks) and toks[i + 1] == "by"):
             tags[i] = "VERB"  # "every delivery is *done* by one driver": a passive
-        elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
+        elif tag == "NOUN" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were", "get", "gets",
+                                                             "got", "getting") \
                 and toks[i].endswith(("ed", "en")) and len(toks[i]) > 4:
             tags[i] = "VERB"
 
@@ -270,6 +273,11 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
     * after a preposition a verb form is a noun: "go through *edits*".
     """
     n = len(tags)
+    for i in range(1, n - 1):  # "patrons *place* holds on titles": a plural, a base form, then an -s form
+        if tags[i - 1] == "NOUN" and is_plural(toks[i - 1]) and tags[i] == "NOUN" and not is_plural(toks[i]) \
+                and lx.verb_base(toks[i]) and tags[i + 1] == "VERB" and is_plural(toks[i + 1]) \
+                and (i + 2 == n or tags[i + 2] in ("PREP", "PUNCT", "CONJ")):
+            tags[i], tags[i + 1] = "VERB", "NOUN"
     for i in range(1, n):  # "hosts *host* shows", "judges *judge* entries": a plural then its own base form
         if tags[i - 1] == "NOUN" and toks[i] != toks[i - 1] and is_plural(toks[i - 1]) \
                 and singular(toks[i - 1]) == toks[i] and tags[i] in ("NOUN", "VERB", "AMB"):

@@ -467,7 +467,8 @@ class Clauses(ReaderBase):
                         self._link(name, target, "many-to-many")  # "ingredients are shared between recipes"
                         continue
                     if prep in ("to", "into", "in", "on", "for") and base in dm.JOIN_VERBS and dm.is_person(name):
-                        self._link(name, target, "many-to-many")  # "members are added to boards"
+                        one = not np.plural and not np.explicit_many and {"a", "an", "one"} & set(np.det)
+                        self._link(name, target, "many-to-one" if one else "many-to-many")  # "members are added to boards"
                         continue
                     record = self._transaction(base, {name, target})
                     if record and prep in ("to", "by", "for") and (dm.is_person(target) or dm.is_person(name)):
