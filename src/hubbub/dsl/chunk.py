@@ -221,7 +221,7 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     for i in range(1, len(tags) - 1):  # "maintenance *logs* per drone": a verb is not followed by "per"
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and toks[i + 1] == "per" and is_plural(toks[i]):
             tags[i] = "NOUN"
-    if len(tags) > 1 and toks[1] == ":" and tags[0] == "VERB":
+    if len(tags) > 1 and toks[1] in (":", "->") and tags[0] == "VERB":
         tags[0] = "NOUN"  # a title: "stays: dog, kennel, check-in date"
     # A verb right after a determiner is a noun ("a make, a model and a year").
     for i, tag in enumerate(tags):

@@ -534,8 +534,8 @@ class Clauses(ReaderBase):
                     for s in subject:
                         if s in self.dsl.entities:
                             self._add_field(s, " ".join(np.words), [], set())
-        held = [o for o in self.last_object if o in self.dsl.entities and dm.is_event(o)
-                and any(mg.linked(self.dsl, o, s) for s in subject)]
+        held = [o for o in self.last_object if o in self.dsl.entities and not dm.is_person(o)
+                and any(dm.is_event(o) and mg.linked(self.dsl, o, s) or self._child_of(o, s) for s in subject)]
         for obj, np in objects:
             for s in subject:
                 if any({r.source, r.target} == {obj, s} and r.type == "many-to-many" for r in self.dsl.relationships):
@@ -586,6 +586,9 @@ class Clauses(ReaderBase):
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
                     self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
 
+    def _child_of(self, name: str, parent: str) -> bool:
+        return any(r.source == name and r.target == parent and r.type == "many-to-one" for r in self.dsl.relationships)
+
     def _has_parent(self, name: str, other: str) -> bool:
         """Does ``name`` already belong to something other than ``other``, as the user said?"""
         return any(r.source == name and r.type == "many-to-one" and r.target != other
@@ -602,6 +605,10 @@ class Clauses(ReaderBase):
                 for owner in owners:
                     self._drop_item(owner, np)
                 continue
+            if not owners and np.plural and np.words[-1] not in dm.PLURAL_FIELDS:
+                name = self._name(np)  # "my aunt has many letters": no one to own them, but they are data
+                if name:
+                    self._entity(name)
             for owner in owners:
                 self._item(owner, np, values, flags | adv)
         self.consumed |= set(range(i, end))
@@ -721,6 +728,11 @@ class Clauses(ReaderBase):
             if left.kind != "NP" or right.kind != "NP":
                 continue
             a, b = self._known(left), self._known(right)
+            if b and a is None and cs[k].text == "of" and {"each", "every"} & set(right.det) and dm.is_event(b) \
+                    and not left.plural and modifier_name(left, pascal(left.head)) and left.head not in dm.FIELDS:
+                a = self._name(left)  # "the start station of each ride": a place the record refers to
+                if a:
+                    self._entity(a)
             if b and a is None and cs[k].text in ("for", "per") and {"each", "every"} & set(right.det) \
                     and not left.plural and left.det and left.head not in dm.FIELDS:
                 a = self._name(left)  # "a repair ticket for each bike": one record per bike

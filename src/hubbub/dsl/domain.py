@@ -76,6 +76,9 @@ PERSONS = _set(
     "courier shopper learner tutor mentor developer designer follower fan viewer creator backer vet "
     "respondent borrower renter bidder voter owner friend colleague"
 )
+# Relatives: "my aunt has letters" is the one person the app is for, not data.
+FAMILY = _set("mother father mom dad mum sister brother aunt uncle cousin grandmother grandfather grandma grandpa "
+              "wife husband partner son daughter boss")
 # People named by their relation to another person: the app's own people ("share a trip with friends").
 PEERS = _set("friend colleague peer other others someone somebody everybody anyone")
 # Role nouns that name a person's part in something, not a kind of person:

@@ -62,6 +62,7 @@ class ReaderBase:
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
+        self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
         self.verb_made: dict[tuple[str, str], list[Chunk]] = {}  # (thing, person) linked by a plain verb -> sentence
         self.things: set[str] = set()  # app and meta words this message uses as data ("tools", "parts")
         self.actors: set[str] = set()  # people named in the plural as doers ("referees can mark ...", "by authors")
@@ -133,7 +134,7 @@ class ReaderBase:
         self.verb_made = {}
         texts = sentences(text)[:300]
         sents = [chunk(s) for s in texts]
-        compounds = _compounds(sents)
+        compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
             sents = [chunk(s, compounds) for s in texts]
         self.sents = sents
@@ -153,7 +154,13 @@ class ReaderBase:
                          and cs[k - 1].text in ("we're", "i'm", "we", "i", "are", "am") and cs[0].kind == "PRON"
                          and cs[0].text in ("we're", "i'm", "we", "i") and k <= 2
                          and (k == 1 and cs[0].text in ("we're", "i'm") or k == 2 and cs[1].text in ("are", "am"))}
+        # "The observatory lends telescopes to members": a singular "the X" acting, never named as one of many
+        self.business |= {cs[0].head for cs in sents if len(cs) > 2 and cs[0].kind == "NP" and cs[0].det == ["the"]
+                          and not cs[0].plural and len(cs[0].words) == 1 and cs[1].kind == "VERB"
+                          and not cs[1].text.endswith("ed") and cs[2].kind == "NP" and cs[2].plural
+                          and not dm.is_person(cs[0].head)}
         self.vocab = self._vocabulary(sents)
+        self.business -= {w.lower() for n in self.vocab for w in words(n)}
         self.candidates |= self.vocab
         self.weak = []
         for index, cs in enumerate(sents):
@@ -244,7 +251,8 @@ class ReaderBase:
             pair = f"{singular(ws[-2])}_{head}"
             modifier = singular(ws[-2])
             if pair in dm.COMPOUNDS or (head in dm.GENERIC_HEADS and modifier.isalpha()
-                                        and modifier not in dm.APP_WORDS and modifier not in dm.MASS_NOUNS - {"time"}):
+                                        and modifier not in dm.APP_WORDS and modifier not in dm.MASS_NOUNS - {"time"}) \
+                    or pair in self.compounds and modifier.isalpha() and dm.is_event(modifier):  # "inspection reports"
                 return pascal(f"{ws[-2]} {head}")
         if "-" in head:
             return pascal(head)
@@ -263,7 +271,7 @@ class ReaderBase:
         if name in self.dsl.entities:
             return name
         if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
-                or head in TEMPORAL or {"my", "our"} & set(np.det) and dm.is_person(head)) \
+                or head in TEMPORAL and len(ws) == 1 or {"my", "our"} & set(np.det) and (dm.is_person(head) or head in dm.FAMILY)) \
                 and not np.plural and name not in self.vocab:
             return None  # "the museum lends objects", "we're a bike shop", "for a season", "my grandmother"
         tails = [e for e in self.dsl.entities if words(e)[-1] == head and len(words(e)) > 1]
@@ -425,8 +433,9 @@ def _compounds(sents: list[list[Chunk]]) -> frozenset[str]:
     out = set()
     for cs in sents:
         for c in cs:
-            if c.kind == "NP" and len(c.words) >= 2 and (c.plural or {"each", "every"} & set(c.det)) \
-                    and c.words[-2].isalpha():  # ("each purchase order": a name too)
+            if c.kind == "NP" and len(c.words) >= 2 and c.words[-2].isalpha() and (
+                    c.plural and not {"a", "an", "one"} & set(c.det) or {"each", "every"} & set(c.det)):
+                # ("each purchase order": a name too; not "a ride starts", a noun and a verb)
                 out.add(f"{singular(c.words[-2])}_{singular(c.words[-1])}")
     return frozenset(out)
 

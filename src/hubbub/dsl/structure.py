@@ -100,7 +100,7 @@ class Structure(ReaderBase):
         if not objects:
             return i
         if base in dm.PLACE_VERBS and i + 1 < len(cs) and cs[i].text == "to" and cs[i + 1].kind == "NP":
-            target = self._known(cs[i + 1]) or (self._name(cs[i + 1]) if dm.is_person(cs[i + 1].head) else None)
+            target = self._known(cs[i + 1]) or (self._name(cs[i + 1]) if cs[i + 1].det or cs[i + 1].plural else None)
             if target:  # "a manager assigns each issue to a contractor": the issue gets a contractor
                 for o in objects:
                     if o != target:
