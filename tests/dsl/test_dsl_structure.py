@@ -181,6 +181,10 @@ def test_people_acting_in_a_story_are_entities():
     (["Panelists appear on shows."], {("Panelist", M2M, "Show")}, set()),
     (["A dispatcher assigns each call to a paramedic."], {("Call", M2O, "Paramedic")}, set()),
     (["Guilds bring crafts."], {("Craft", M2O, "Guild")}, set()),
+    (["Tutors, pupils, rooms, sessions. A session is given by a tutor to a pupil in a room."],
+     {("Session", M2O, "Tutor"), ("Session", M2O, "Pupil"), ("Session", M2O, "Room")}, {("Tutor", M2O, "Pupil")}),
+    (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
+     {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])
 def test_second_round_shapes(turns, expected, absent):
     got = links(run(*turns))
@@ -198,6 +202,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["My aunt has hundreds of letters in boxes."], {"Letter", "Box"}, {"Aunt", "Hundred"}),
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
+    (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),
     (["- vans\n- mechanics\n- inspection reports per van"], {"Van", "Mechanic", "InspectionReport"}, set()),
 ])
 def test_second_round_entities(turns, entities, not_entities):

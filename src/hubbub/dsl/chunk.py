@@ -244,7 +244,8 @@ def _verbs_by_position(toks: list[str], tags: list[str]) -> None:
         if tag == "NOUN" and prev == "MODAL":
             tags[i] = "VERB"
         elif tag == "ADJ" and prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were") \
-                and toks[i].endswith("ed") and i + 1 < len(tags) and tags[i + 1] == "PREP" and lx.verb_base(toks[i]):
+                and i + 1 < len(tags) and tags[i + 1] == "PREP" and lx.verb_base(toks[i]) \
+                and lx.verb_base(toks[i]) != toks[i] and not toks[i].endswith(("ing", "s")):
             tags[i] = "VERB"  # "ingredients should be *shared* between recipes": a passive
         elif tag == "AUX" and toks[i] == "done" and (prev == "AUX" and toks[j] in ("is", "are", "be", "been", "was", "were")
                                                       or i + 1 < len(toks) and toks[i + 1] == "by"):

@@ -71,7 +71,8 @@ class Clauses(ReaderBase):
                 and c.head not in TEMPORAL and not (not c.plural and c.head in dm.FIELDS)
             # "logged with the station where they were found": a place things happen at
             where = c.kind == "NP" and k + 1 < len(cs) and cs[k + 1].text == "where" and c.head not in TEMPORAL \
-                and c.head not in dm.FIELDS
+                and c.head not in dm.FIELDS and c.head not in dm.THE_BUSINESS | dm.INSTITUTIONS \
+                and not (k > 0 and cs[k - 1].text == "for")  # ("a system for a print shop where ...": the business)
             if c.kind == "NP" and ({"each", "every"} & set(c.det) and not is_when(cs, c) or of_each or contact or where):
                 name = self._name(c)
                 if name:
@@ -541,7 +542,7 @@ class Clauses(ReaderBase):
                 if any({r.source, r.target} == {obj, s} and r.type == "many-to-many" for r in self.dsl.relationships):
                     continue  # already many each way: "a booking can include several players, and players make bookings"
                 if held and not assoc and obj not in held and obj != s and not dm.is_event(obj) \
-                        and not dm.is_person(obj) and base not in dm.NEUTRAL_VERBS:
+                        and not dm.is_person(obj) and base in dm.PICK_VERBS | {"pick", "choose", "select", "set"}:
                     # "customers buy tickets for a screening and pick a seat": the ticket holds the seat
                     self._link(held[0], obj, "many-to-many" if np.plural or np.explicit_many else "many-to-one")
                 elif obj == assoc:  # "customers make bookings": the booking is the object itself
