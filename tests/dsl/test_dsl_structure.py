@@ -183,6 +183,10 @@ def test_people_acting_in_a_story_are_entities():
     (["Guilds bring crafts."], {("Craft", M2O, "Guild")}, set()),
     (["Tutors, pupils, rooms, sessions. A session is given by a tutor to a pupil in a room."],
      {("Session", M2O, "Tutor"), ("Session", M2O, "Pupil"), ("Session", M2O, "Room")}, {("Tutor", M2O, "Pupil")}),
+    (["I want to track my jars of honey, which labels came from which roll, and which boxes those jars went into."],
+     {("Label", M2O, "Roll"), ("Jar", M2O, "Box")}, set()),
+    (["Crates, trucks, trips. A crate is loaded onto a truck for a trip. Waybills are filed per crate."],
+     {("Crate", M2O, "Truck"), ("Waybill", M2O, "Crate")}, {("Crate", M2O, "Waybill")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])
@@ -202,6 +206,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["My aunt has hundreds of letters in boxes."], {"Letter", "Box"}, {"Aunt", "Hundred"}),
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
+    (["I coach swimmers, each takes a weekly lane slot."], {"Swimmer"}, {"Take"}),
     (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),
     (["- vans\n- mechanics\n- inspection reports per van"], {"Van", "Mechanic", "InspectionReport"}, set()),
 ])

@@ -218,6 +218,14 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         if toks[i - 2] in ("each", "every") and tags[i - 1] == "NOUN" and tags[i] == "NOUN" and toks[i].endswith("s") \
                 and not toks[i].endswith("ss") and tags[i + 1] in ("DET", "QUANT", "NUM"):
             tags[i] = "VERB"
+    for i in range(len(tags) - 2):  # "students, *each takes* a slot": "each" stands for them, then its verb
+        if toks[i] == "each" and toks[i + 1].endswith("s") and lx.verb_base(toks[i + 1]) \
+                and tags[i + 2] in ("DET", "QUANT", "NUM", "ADJ") and (i == 0 or tags[i - 1] in ("PUNCT", "CONJ")):
+            tags[i], tags[i + 1] = "PRON", "VERB"
+    for i in range(1, len(tags) - 1):  # "which *orders* those candles went into": a noun after "which"
+        if toks[i - 1] in ("which", "what") and tags[i] == "VERB" and is_plural(toks[i]) \
+                and tags[i + 1] in ("DET", "NOUN"):
+            tags[i] = "NOUN"
     for i in range(1, len(tags) - 1):  # "maintenance *logs* per drone": a verb is not followed by "per"
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and toks[i + 1] == "per" and is_plural(toks[i]):
             tags[i] = "NOUN"

@@ -203,8 +203,8 @@ class Clauses(ReaderBase):
         """``NP (, NP)* (and|or) NP`` from ``i``; stops before an NP that starts a new clause."""
         out: list[Chunk] = []
         while i < len(cs):
-            while i < len(cs) and cs[i].kind in ("ADV", "DET", "ADJ"):
-                i += 1
+            while i < len(cs) and (cs[i].kind in ("ADV", "DET", "ADJ") or not out and cs[i].text in ("which", "what")):
+                i += 1  # ("came from *which* batch": the batch)
             if i >= len(cs) or cs[i].kind != "NP":
                 break
             if (out or cs[i].det and not cs[i].plural) and self._starts_clause(cs, i):

@@ -24,7 +24,8 @@ HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", 
 LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference", "link", "point", "report", "stay", "go"}
 LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
 FLAGS = {"unique", "optional", "required", "mandatory"}
-PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within", "about"}
+PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within", "about",
+                 "onto", "per", "through", "via", "inside", "across"}
 
 _ACCEPT = re.compile(
     r"\b(looks? (good|great|fine|perfect|right|correct|ok(ay)?)|that'?s (it|all|everything|perfect|great|good|fine|right)"

@@ -232,11 +232,14 @@ class Structure(ReaderBase):
         """"guests and the tables *they sit at*": a clause after a noun whose subject is "they" says what the
         people named before do with it: a place they are at (a dangling preposition) is theirs to be in."""
         for k in range(1, len(cs) - 3):
-            if not (cs[k].kind == "NP" and cs[k + 1].text == "they" and cs[k + 2].kind == "VERB"
+            if not (cs[k].kind == "NP" and (cs[k + 1].text == "they" or cs[k + 1].kind == "NP") and cs[k + 2].kind == "VERB"
                     and cs[k + 3].kind == "PREP" and (k + 4 == len(cs) or cs[k + 4].kind in ("PUNCT", "CONJ"))):
                 continue
             place = self._known(cs[k])
-            doers = [n for n in (self._known(c) for c in reversed(cs[:k]) if c.kind == "NP" and c.plural) if n]
+            if cs[k + 1].kind == "NP":  # "the orders those candles went into": the candles did
+                doers = [n for n in [self._known(cs[k + 1])] if n]
+            else:
+                doers = [n for n in (self._known(c) for c in reversed(cs[:k]) if c.kind == "NP" and c.plural) if n]
             if place and doers and doers[0] != place and not mg.linked(self.dsl, doers[0], place):
                 self._link(doers[0], place, "many-to-one")
                 self.consumed |= {k, k + 1, k + 2, k + 3}
