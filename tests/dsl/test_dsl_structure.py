@@ -187,6 +187,17 @@ def test_people_acting_in_a_story_are_entities():
      {("Label", M2O, "Roll"), ("Jar", M2O, "Box")}, set()),
     (["Crates, trucks, trips. A crate is loaded onto a truck for a trip. Waybills are filed per crate."],
      {("Crate", M2O, "Truck"), ("Waybill", M2O, "Crate")}, {("Crate", M2O, "Waybill")}),
+    (["we need to track scouts tents leaders and hikes every scout sleeps in a tent and each tent has one leader "
+      "scouts sign up for hikes"],
+     {("Scout", M2O, "Tent"), ("Tent", M2O, "Leader"), ("Hike", M2M, "Scout")}, set()),
+    (["Each intern is supervised by a foreman. Foremen are employed by contractors. Jobs are ordered by clients and "
+      "carried out by contractors."],
+     {("Intern", M2O, "Foreman"), ("Foreman", M2O, "Contractor"), ("Job", M2O, "Contractor")}, set()),
+    (["Each paper is refereed by three referees. Sensors are grouped into clusters."],
+     {("Paper", M2M, "Referee"), ("Sensor", M2O, "Cluster")}, {("Cluster", M2O, "Sensor")}),
+    (["A turbine emits readings. Engineers file reports to a regulator. An alarm is raised on a reading and "
+      "silenced by an engineer."],
+     {("Reading", M2O, "Turbine"), ("Report", M2O, "Regulator"), ("Alarm", M2O, "Engineer")}, set()),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])
@@ -207,6 +218,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
     (["I coach swimmers, each takes a weekly lane slot."], {"Swimmer"}, {"Take"}),
+    (["yard: pallets, crates, loaders. crate -> pallet. load = loader + crate + time"], {"Load", "Crate"}, set()),
     (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),
     (["- vans\n- mechanics\n- inspection reports per van"], {"Van", "Mechanic", "InspectionReport"}, set()),
 ])

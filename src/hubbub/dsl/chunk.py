@@ -214,10 +214,17 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
             tags[i] = "ADJ"
     _verbs_by_position(toks, tags)
     _verbs_in_context(toks, tags)
-    for i in range(2, len(tags) - 1):  # "each finish *records* the runner": after "each X" comes its verb
-        if toks[i - 2] in ("each", "every") and tags[i - 1] == "NOUN" and tags[i] == "NOUN" and toks[i].endswith("s") \
-                and not toks[i].endswith("ss") and tags[i + 1] in ("DET", "QUANT", "NUM"):
+    for i in range(2, len(tags) - 1):  # "each finish *records* the runner", "a device *emits* events": its verb
+        if toks[i - 2] in ("each", "every", "a", "an", "one") and tags[i - 1] == "NOUN" and tags[i] == "NOUN" \
+                and toks[i].endswith("s") and not toks[i].endswith(("ss", "us", "is")) \
+                and (tags[i + 1] in ("DET", "QUANT", "NUM") or tags[i + 1] == "NOUN" and is_plural(toks[i + 1])
+                     and toks[i - 2] in ("each", "every") + (("a", "an", "one") if lx.verb_base(toks[i]) is None else ())):
             tags[i] = "VERB"
+    for i in range(len(tags) - 1):  # "... and *acknowledged* by an operator": a participle before "by"
+        if tags[i] == "NOUN" and toks[i].endswith("ed") and len(toks[i]) > 4 and toks[i + 1] == "by":
+            tags[i] = "VERB"
+    if len(tags) > 2 and tags[0] == "VERB" and toks[0].endswith("ed") and tags[1] == "NOUN":
+        tags[0] = "ADJ"  # "*accepted* talks are scheduled"
     for i in range(len(tags) - 2):  # "students, *each takes* a slot": "each" stands for them, then its verb
         if toks[i] == "each" and toks[i + 1].endswith("s") and lx.verb_base(toks[i + 1]) \
                 and tags[i + 2] in ("DET", "QUANT", "NUM", "ADJ") and (i == 0 or tags[i - 1] in ("PUNCT", "CONJ")):
@@ -229,7 +236,7 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     for i in range(1, len(tags) - 1):  # "maintenance *logs* per drone": a verb is not followed by "per"
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and toks[i + 1] == "per" and is_plural(toks[i]):
             tags[i] = "NOUN"
-    if len(tags) > 1 and toks[1] in (":", "->") and tags[0] == "VERB":
+    if len(tags) > 1 and toks[1] in (":", "->", "=") and tags[0] == "VERB":
         tags[0] = "NOUN"  # a title: "stays: dog, kennel, check-in date"
     # A verb right after a determiner is a noun ("a make, a model and a year").
     for i, tag in enumerate(tags):
@@ -347,6 +354,10 @@ def _split_runs(toks: list[str], tags: list[str]) -> None:
         i = j
 
 
+_PLURAL_MODIFIERS = frozenset("sales sports news goods arts series species means physics parts savings "
+                               "customs earnings arms clothes jeans glasses works".split())
+
+
 def _group(toks: list[str], tags: list[str]) -> list[Chunk]:
     out: list[Chunk] = []
     i = 0
@@ -367,6 +378,18 @@ def _group(toks: list[str], tags: list[str]) -> list[Chunk]:
             if len(nouns) > 1 and nouns[0] in TEMPORAL and ({"each", "every", "this", "next", "per"} & set(det)):
                 out.append(Chunk("NP", nouns[0], [nouns[0]], [], det))  # "each day keepers record ...": two phrases
                 det, nouns = [], nouns[1:]
+            # a plural is not a modifier: "track campers cabins counselors" names three things; and "one
+            # counselor campers sign up" ends one phrase before the plural its determiner cannot take
+            cut = next((k for k in range(len(nouns) - 1) if is_plural(nouns[k]) and nouns[k] not in _PLURAL_MODIFIERS
+                        and not nouns[k].endswith("ss")), None)
+            if cut is None and len(nouns) > 1 and is_plural(nouns[-1]) and {"a", "an", "one", "each", "every"} & set(det) \
+                    and not is_plural(nouns[-2]):
+                cut = len(nouns) - 2 if j < len(toks) and tags[j] in ("VERB", "MODAL", "HAVE") else None
+            while cut is not None:
+                out.append(Chunk("NP", " ".join(nouns[: cut + 1][-3:]), nouns[: cut + 1][-3:], mods + nouns[: cut + 1][:-3], det))
+                det, mods, nouns = [], [], nouns[cut + 1:]
+                cut = next((k for k in range(len(nouns) - 1) if is_plural(nouns[k]) and nouns[k] not in _PLURAL_MODIFIERS
+                            and not nouns[k].endswith("ss")), None)
             if nouns:
                 out.append(Chunk("NP", " ".join(nouns[-3:]), nouns[-3:], mods + nouns[:-3], det))
             else:  # determiners/adjectives with no noun: keep them as separate chunks

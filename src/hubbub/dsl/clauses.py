@@ -228,6 +228,9 @@ class Clauses(ReaderBase):
                 if j < len(cs) and cs[j].kind in ("NP", "ADV", "DET") and not self._starts_clause(cs, j):
                     i = j
                     continue
+            elif i < len(cs) and cs[i].kind == "NP" and out[-1].plural and cs[i].plural and not cs[i].det \
+                    and not out[-1].det and not self._starts_clause(cs, i):
+                continue  # "track scouts tents leaders and hikes": a list written without commas
             break
         return out, i
 
@@ -290,7 +293,11 @@ class Clauses(ReaderBase):
             return self._passive(cs, k, [name] if name else [])
         elif v.kind == "VERB" and (_participle(v.text) or v.text == "done") and k > 0 \
                 and (cs[k - 1].kind == "CONJ" or cs[k - 1].text == ",") and self.subject \
-                and k + 1 < len(cs) and cs[k + 1].text == "by":
+                and k + 1 < len(cs) and (cs[k + 1].text == "by" or k + 2 < len(cs) and cs[k + 1].text in PARTICLES
+                                         and cs[k + 2].text == "by"):
+            if cs[k + 1].text != "by":  # "... and carried out by workshops"
+                self.consumed.add(k + 1)
+                cs = cs[:k + 1] + cs[k + 2:]
             return self._passive(cs, k, list(self.subject))  # "... are grouped into categories and written by authors"
         else:
             subject, negated, _ = self._subject(cs, k)
@@ -452,6 +459,7 @@ class Clauses(ReaderBase):
                 return end
             role = dm.VERB_ROLES.get(base) if prep == "by" or base == "assign" else None
             divide = base in dm.DIVIDE_VERBS or cs[n].text in ("divided", "split", "broken")
+            group = base in dm.GROUP_VERBS
             for name in subject:
                 for np in nps:
                     target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
@@ -459,6 +467,9 @@ class Clauses(ReaderBase):
                         continue
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
+                        continue
+                    if group and prep in ("into", "in", "by", "under"):  # "devices are grouped into fleets"
+                        self._link(name, target, "many-to-one")
                         continue
                     if prep in ("to", "for", "on") and dm.is_person(name) and not dm.is_person(target) \
                             and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
@@ -476,7 +487,9 @@ class Clauses(ReaderBase):
                         self._link(record, name, "many-to-one")  # "tools are lent to neighbours" + "each loan":
                         self._link(record, target, "many-to-one")  # the loan has a tool and a neighbour
                         continue
-                    many = np.explicit_many or target == name and np.plural  # "linked to other issues"
+                    counted = prep == "by" and any(d in ("two", "three", "four", "five", "several") or d.isdigit() and d != "1"
+                                                   for d in np.det)  # "reviewed by three reviewers"
+                    many = np.explicit_many or target == name and np.plural or counted  # "linked to other issues"
                     self._link(name, target, "many-to-many" if many else "many-to-one",
                                verb_role(role, target) or modifier_name(np, target))
             self.consumed |= set(range(m, end))
@@ -581,8 +594,8 @@ class Clauses(ReaderBase):
                     self.verb_made[(obj, s)] = self.current
                 elif {"their", "its", "his", "her", "own"} & set(np.det + np.mods):
                     self._link(obj, s, "many-to-one")  # "owners register their pets"
-                elif np.plural and not self.singular_subject and not dm.is_event(s) and not dm.is_person(obj):
-                    self._link(obj, s, "many-to-one")  # "breweries bring beers": what a maker makes is theirs
+                elif np.plural and not dm.is_event(s) and not dm.is_person(obj):
+                    self._link(obj, s, "many-to-one")  # "breweries bring beers", "a device emits events": theirs
                     self.verb_made[(obj, s)] = self.current
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
                     self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one

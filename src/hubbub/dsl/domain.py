@@ -110,7 +110,9 @@ NEUTRAL_VERBS = _set("see view meet help treat contact call find search browse c
 # Verbs whose subject handles the object ("couriers deliver orders": the order gets a courier).
 SERVE_VERBS = _set("deliver handle drive fulfil fulfill process approve grade serve assign review_ manage coach")
 # Passive verbs that split the subject into parts ("gardens are divided into beds").
-DIVIDE_VERBS = _set("divide split break separate partition group organize organise")
+DIVIDE_VERBS = _set("divide split break separate partition")  # "gardens are divided into beds": beds are parts
+# "devices are grouped into fleets": the subject is the part (not "divided", where the object is)
+GROUP_VERBS = _set("group organize organise sort cluster bundle gather")
 # Words the user treats as entity names made of two words.
 COMPOUNDS = _set(
     "line_item order_item cart_item invoice_item stock_level mailing_list membership_plan time_slot "

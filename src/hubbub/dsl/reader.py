@@ -138,6 +138,7 @@ class ReaderBase:
         compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
             sents = [chunk(s, compounds) for s in texts]
+        sents = [part for cs in sents for part in _run_ons(cs)]
         self.sents = sents
         self.things = _things(sents)
         # "each person has a mother": the text's own word for its people, where it names one of them as data
@@ -419,6 +420,23 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
             elif head in dm.SOFT_NON_ENTITIES:
                 out.add(head)
     return out
+
+
+def _run_ons(cs: list[Chunk]) -> list[list[Chunk]]:
+    """A sentence written without punctuation, split where a new clause starts right after a noun:
+    "track campers and cabins *every camper* sleeps in a cabin", "one counselor *campers* sign up ..."."""
+    out, start = [], 0
+    for k in range(max(start, 1), len(cs) - 1):
+        c = cs[k]
+        if not (c.kind == "NP" and cs[k - 1].kind == "NP" and cs[k + 1].kind in ("VERB", "HAVE", "MODAL")
+                and ({"each", "every"} & set(c.det) or c.plural and not c.det)):
+            continue
+        if k + 2 < len(cs) and cs[k + 2].kind == "PREP" and (k + 3 == len(cs) or cs[k + 3].kind in ("PUNCT", "CONJ")):
+            continue  # "the orders those candles went into": a contact clause, one sentence
+        out.append(cs[start:k])
+        start = k
+    out.append(cs[start:])
+    return [part for part in out if part]
 
 
 def is_when(cs: list[Chunk], c: Chunk) -> bool:

@@ -133,8 +133,11 @@ class Structure(ReaderBase):
                     continue
                 if target is None and not np.plural and np.det and (
                         self._name(np) in self.candidates
-                        or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS):
-                    target = self._name(np)  # what a record is of: "tickets for a seat at a concert"
+                        or any(dm.is_event(h) for h in holders) and np.head not in dm.FIELDS
+                        or owned and cs[j].text in ("to", "for", "at") and np.head not in dm.FIELDS
+                        and {"a", "an", "one"} & set(np.det)):
+                    target = self._name(np)  # what a record is of: "tickets for a seat at a concert";
+                    # where what they made goes: "authors submit talks to a conference"
                 for holder in holders:
                     if target and target != holder and not mg.linked(self.dsl, holder, target):
                         self._link(holder, target, "many-to-many" if np.explicit_many else "many-to-one")

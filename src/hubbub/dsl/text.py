@@ -39,6 +39,8 @@ def singular(word: str) -> str:
     w = word.lower()
     if w in _IRREGULAR:
         return _IRREGULAR[w]
+    if w.endswith("men") and len(w) > 5 and not w.endswith(("imen", "omen", "amen")):
+        return w[:-3] + "man"  # "journeymen", "firemen" (not "specimen", "abdomen", "stamen")
     if len(w) == 3 and w.endswith("s") and w.isalpha() and w not in _SINGULAR_S and w[1] not in "aeiousy":
         return w[:-1]  # "djs", "ids", "pcs"
     if w in _SINGULAR_S or len(w) <= 3 or not w.endswith("s") or w.endswith(("ss", "us", "is")):
