@@ -245,3 +245,14 @@ def test_a_record_joining_two_sides_replaces_their_direct_link():
     dsl = run("Anglers, boats.\n* anglers charter boats\n* a charter = angler + boat + date")
     assert {("Charter", M2O, "Angler"), ("Charter", M2O, "Boat")} <= links(dsl)
     assert ("Angler", M2M, "Boat") not in links(dsl) and ("Boat", M2M, "Angler") not in links(dsl)
+
+
+@pytest.mark.parametrize(("turns", "expected"), [
+    (["A sticker shop: stickers, packs.", "Stickers should be many-to-many with packs."], {("Pack", M2M, "Sticker")}),
+    (["Invoices, lines.", "an invoice has a one-to-many relationship with lines"], {("Line", M2O, "Invoice")}),
+    (["Badges, visitors.", "Badges and visitors are one to one."], {("Badge", "one-to-one", "Visitor")}),
+])
+def test_the_kind_the_user_names_is_the_kind(turns, expected):
+    got = {(a, k, b) if k != "one-to-one" else (*sorted((a, b))[:1], k, *sorted((a, b))[1:])
+           for a, k, b in links(run(*turns))}
+    assert expected <= got

@@ -29,6 +29,9 @@ _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run 
                          "brought lent put set told led read split known grown drawn shown".split())
 
 
+_KIND = re.compile(r"\b(many|one|1|n|m)(?:\s*-\s*|\s+)?(?:to|:)(?:\s*-\s*|\s+)?(many|one|1|n|m)\b")
+
+
 def _measure(np: Chunk, *also: str) -> bool:
     """"a quantity per recipe", "a price per night": a number kept per instance, not an entity."""
     spec = dm.field_spec(" ".join(np.words))
@@ -79,7 +82,7 @@ class Clauses(ReaderBase):
                     self._entity(name)
         if accepts(" ".join(c.text for c in cs)) and len(cs) <= 8:
             return  # "looks good, let's build it" changes nothing
-        if self._schema_line(cs):
+        if self._schema_line(cs) or self._kind_statement(cs):
             return
         if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
                 and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
@@ -119,6 +122,30 @@ class Clauses(ReaderBase):
         self._contact(cs)
         self._fronted(cs)
         self._prepositions(cs)
+
+    def _kind_statement(self, cs: list[Chunk]) -> bool:
+        """"Tags should be many-to-many with recipes", "orders and products are many to many", "an order has a
+        one-to-many relationship with items": the user names the kind of a link; it replaces what was there."""
+        m = _KIND.search(" ".join(c.text for c in cs))
+        if not m:
+            return False
+        ends = list(dict.fromkeys(n for n in (self._known(c) for c in cs if c.kind == "NP"
+                                                if not _KIND.fullmatch(c.text) and c.head != "relationship") if n))
+        if len(ends) != 2:
+            return False
+        one = {"1", "one"}
+        a, b = (1 if m.group(1) in one else "n"), (1 if m.group(2) in one else "n")
+        x, y = ends
+        mg.drop_relationships(self.dsl, x, y)
+        if a == "n" and b == "n":
+            self._link(x, y, "many-to-many")
+        elif a == 1 and b == 1:
+            self._link(x, y, "one-to-one")
+        elif a == "n":
+            self._link(x, y, "many-to-one")  # "comments are many-to-one with posts"
+        else:
+            self._link(y, x, "many-to-one")  # "an order has a one-to-many relationship with items"
+        return True
 
     def _title_list(self, items: list[Chunk], owner: str) -> bool:
         """Items after a colon that are entities, not a record's parts: all plural, or naming the owner."""
