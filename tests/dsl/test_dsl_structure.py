@@ -198,6 +198,8 @@ def test_people_acting_in_a_story_are_entities():
     (["A turbine emits readings. Engineers file reports to a regulator. An alarm is raised on a reading and "
       "silenced by an engineer."],
      {("Reading", M2O, "Turbine"), ("Report", M2O, "Regulator"), ("Alarm", M2O, "Engineer")}, set()),
+    (["Owners own marinas, marinas have berths, skippers rent berths on contracts."],
+     {("Contract", M2O, "Skipper"), ("Contract", M2O, "Berth")}, {("Berth", M2O, "Contract")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])
@@ -218,6 +220,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
     (["I coach swimmers, each takes a weekly lane slot."], {"Swimmer"}, {"Take"}),
+    (["Our bakery sells loaves to cafes."], {"Loaf", "Cafe"}, {"Bakery"}),
     (["yard: pallets, crates, loaders. crate -> pallet. load = loader + crate + time"], {"Load", "Crate"}, set()),
     (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),
     (["- vans\n- mechanics\n- inspection reports per van"], {"Van", "Mechanic", "InspectionReport"}, set()),

@@ -157,7 +157,8 @@ class ReaderBase:
                          and cs[0].text in ("we're", "i'm", "we", "i") and k <= 2
                          and (k == 1 and cs[0].text in ("we're", "i'm") or k == 2 and cs[1].text in ("are", "am"))}
         # "The observatory lends telescopes to members": a singular "the X" acting, never named as one of many
-        self.business |= {cs[0].head for cs in sents if len(cs) > 2 and cs[0].kind == "NP" and cs[0].det == ["the"]
+        self.business |= {cs[0].head for cs in sents if len(cs) > 2 and cs[0].kind == "NP"
+                          and cs[0].det in (["the"], ["our"], ["my"])
                           and not cs[0].plural and len(cs[0].words) == 1 and cs[1].kind == "VERB"
                           and not cs[1].text.endswith("ed") and cs[2].kind == "NP" and cs[2].plural
                           and not dm.is_person(cs[0].head)}

@@ -129,7 +129,8 @@ class Structure(ReaderBase):
                 break
             for np in places:
                 target = self._known(np)
-                if target and cs[j].text in ("in", "at", "during") and self._record_of(target, subject, objects):
+                if target and cs[j].text in ("in", "at", "during", "on", "under", "via", "through") \
+                        and self._record_of(target, subject, objects):
                     continue
                 if target is None and not np.plural and np.det and (
                         self._name(np) in self.candidates
