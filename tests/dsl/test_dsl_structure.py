@@ -220,7 +220,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
     (["I coach swimmers, each takes a weekly lane slot."], {"Swimmer"}, {"Take"}),
-    (["Our bakery sells loaves to cafes."], {"Loaf", "Cafe"}, {"Bakery"}),
+    (["Our roastery sells beans to cafes."], {"Bean", "Cafe"}, {"Roastery"}),
     (["yard: pallets, crates, loaders. crate -> pallet. load = loader + crate + time"], {"Load", "Crate"}, set()),
     (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),
     (["- vans\n- mechanics\n- inspection reports per van"], {"Van", "Mechanic", "InspectionReport"}, set()),
