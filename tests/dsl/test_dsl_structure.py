@@ -200,6 +200,9 @@ def test_people_acting_in_a_story_are_entities():
      {("Reading", M2O, "Turbine"), ("Report", M2O, "Regulator"), ("Alarm", M2O, "Engineer")}, set()),
     (["Owners own marinas, marinas have berths, skippers rent berths on contracts."],
      {("Contract", M2O, "Skipper"), ("Contract", M2O, "Berth")}, {("Berth", M2O, "Contract")}),
+    (["- medics\n- ambulances\n- incidents (address, time)\n- for each incident we record which medics attended "
+      "and which ambulances went out"],
+     {("Incident", M2M, "Medic"), ("Ambulance", M2M, "Incident")}, {("Incident", M2O, "Medic")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])

@@ -92,7 +92,7 @@ ROLES = _set(
 # "a <collection> of Xs" names the Xs ("a program of pieces", "a list of activities").
 COLLECTIONS = _set(
     "number count list set history log series collection record program programme playlist menu catalog "
-    "catalogue cast run roster lineup range selection queue bunch group pile library portfolio"
+    "catalogue cast run roster lineup range selection queue bunch group pile library portfolio pair"
 )
 
 

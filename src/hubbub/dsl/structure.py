@@ -252,8 +252,9 @@ class Structure(ReaderBase):
         """"on each trip, the fish I catch": what the sentence names after a fronted "on/in/at/during each X"
         happens in that X."""
         for k in range(len(cs) - 2):
-            if cs[k].kind == "PREP" and cs[k].text in ("on", "in", "at", "during", "after") and cs[k + 1].kind == "NP" \
-                    and {"each", "every"} & set(cs[k + 1].det) and (k == 0 or cs[k - 1].kind in ("PUNCT", "CONJ")):
+            if cs[k].kind == "PREP" and cs[k].text in ("on", "in", "at", "during", "after", "for") \
+                    and cs[k + 1].kind == "NP" and {"each", "every"} & set(cs[k + 1].det) \
+                    and (k == 0 or cs[k - 1].kind in ("PUNCT", "CONJ")):
                 whole = self._known(cs[k + 1])
                 m = k + 2
                 while m < len(cs) and cs[m].kind in ("PUNCT", "DET", "ADV"):
@@ -261,6 +262,13 @@ class Structure(ReaderBase):
                 part = self._known(cs[m]) if m < len(cs) and cs[m].kind == "NP" else None
                 if whole and part and whole != part and not mg.linked(self.dsl, whole, part):
                     self._link(part, whole, "many-to-one")
+                # "for each call we record which firefighters responded and which trucks went out": several each
+                for w in range(k + 2, len(cs) - 1):
+                    if cs[w].text in ("which", "what") and cs[w + 1].kind == "NP" and cs[w + 1].plural:
+                        which = self._known(cs[w + 1]) or self._name(cs[w + 1])
+                        if whole and which and which != whole:
+                            mg.drop_relationships(self.dsl, whole, which)
+                            self._link(whole, which, "many-to-many")
 
     def _orphans(self) -> None:
         """Give each entity this message introduced and left unlinked its most plausible parent."""
