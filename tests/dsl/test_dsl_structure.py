@@ -262,3 +262,12 @@ def test_the_kind_the_user_names_is_the_kind(turns, expected):
     got = {(a, k, b) if k != "one-to-one" else (*sorted((a, b))[:1], k, *sorted((a, b))[1:])
            for a, k, b in links(run(*turns))}
     assert expected <= got
+
+
+def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
+    dsl = run("Toy library: toys, families, lendings. Families borrow toys.",
+              "Rename families to households and lendings to checkouts.")
+    assert {"Household", "Checkout"} <= set(dsl.entities) and not {"Family", "Lending"} & set(dsl.entities)
+    dsl = run("Campsite: pitches, campers, stays. A stay is for one pitch and one camper.",
+              "Let's not track campers separately, just put the camper name on the stay.")
+    assert "Camper" not in dsl.entities and "Stay" in dsl.entities

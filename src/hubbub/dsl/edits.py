@@ -31,7 +31,8 @@ class Edits(ReaderBase):
             return 0
         v = cs[i]
         base = v.base or v.text
-        if v.kind == "VERB" and base in EDIT_DROP or (negated and base in ("need", "want", "have", "use")):
+        if v.kind == "VERB" and base in EDIT_DROP or (negated and base in ("need", "want", "have", "use", "track", "store",
+                                                                         "keep", "model", "record")):
             nps, end = self._np_list(cs, i + 1)
             owner = self._from(cs, end)
             for np in nps:
@@ -41,7 +42,13 @@ class Edits(ReaderBase):
             nps, end = self._np_list(cs, i + 1)
             if len(nps) == 1 and end < len(cs) and cs[end].text in ("to", "as", "into") and end + 1 < len(cs) and cs[end + 1].kind == "NP":
                 self._rename(nps[0], cs[end + 1])
-                return end + 2
+                k = end + 2  # "rename members to patrons and loans to checkouts"
+                while k + 3 < len(cs) and cs[k].text in ("and", ",") and cs[k + 1].kind in ("NP", "VERB") \
+                        and cs[k + 2].text in ("to", "as", "into") and cs[k + 3].kind == "NP":
+                    old = cs[k + 1] if cs[k + 1].kind == "NP" else Chunk("NP", cs[k + 1].text, [cs[k + 1].text])
+                    self._rename(old, cs[k + 3])  # ("loans" read as a verb there)
+                    k += 4
+                return k
             if base == "call" and len(nps) == 2:
                 self._rename(nps[0], nps[1])
                 return end
