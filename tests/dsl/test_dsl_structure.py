@@ -203,6 +203,14 @@ def test_people_acting_in_a_story_are_entities():
     (["- medics\n- ambulances\n- incidents (address, time)\n- for each incident we record which medics attended "
       "and which ambulances went out"],
      {("Incident", M2M, "Medic"), ("Ambulance", M2M, "Incident")}, {("Incident", M2O, "Medic")}),
+    (["Letters are collected from writers by postmen, sorted at depots, and delivered to addressees."],
+     {("Letter", M2O, "Writer"), ("Letter", M2O, "Postman"), ("Letter", M2O, "Depot"), ("Letter", M2O, "Addressee")},
+     set()),
+    (["Instruments are lent by members to bands for concerts. Each loan is insured by an insurer."],
+     {("Loan", M2O, "Instrument"), ("Loan", M2O, "Member"), ("Loan", M2O, "Band"), ("Loan", M2O, "Insurer")},
+     {("Instrument", M2O, "Band")}),
+    (["Quizzes have questions. Players submit entries; an entry contains one answer per question."],
+     {("Answer", M2O, "Entry"), ("Answer", M2O, "Question")}, {("Entry", M2O, "Answer")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])

@@ -321,8 +321,10 @@ class Clauses(ReaderBase):
         elif v.kind == "VERB" and (_participle(v.text) or v.text == "done") and k > 0 \
                 and (cs[k - 1].kind == "CONJ" or cs[k - 1].text == ",") and self.subject \
                 and k + 1 < len(cs) and (cs[k + 1].text == "by" or k + 2 < len(cs) and cs[k + 1].text in PARTICLES
-                                         and cs[k + 2].text == "by"):
-            if cs[k + 1].text != "by":  # "... and carried out by workshops"
+                                         and cs[k + 2].text == "by"
+                                         or cs[k + 1].text in PASSIVE_PREPS and k + 2 < len(cs)
+                                         and cs[k + 2].kind == "NP" and cs[k + 2].plural):
+            if cs[k + 1].text in PARTICLES and k + 2 < len(cs) and cs[k + 2].text == "by":  # "and carried out by"
                 self.consumed.add(k + 1)
                 cs = cs[:k + 1] + cs[k + 2:]
             return self._passive(cs, k, list(self.subject))  # "... are grouped into categories and written by authors"
@@ -510,7 +512,7 @@ class Clauses(ReaderBase):
                         self._link(name, target, "many-to-one" if one else "many-to-many")  # "members are added to boards"
                         continue
                     record = self._transaction(base, {name, target})
-                    if record and prep in ("to", "by", "for") and (dm.is_person(target) or dm.is_person(name)):
+                    if record and prep in ("to", "by", "for", "from", "at", "in", "with"):
                         self._link(record, name, "many-to-one")  # "tools are lent to neighbours" + "each loan":
                         self._link(record, target, "many-to-one")  # the loan has a tool and a neighbour
                         continue
@@ -712,7 +714,7 @@ class Clauses(ReaderBase):
                     self._link(owner, target, "many-to-many")
                 else:
                     self._link(target, owner, "many-to-one")
-            elif child:  # "each lesson has a quiz": the quiz belongs to the lesson
+            elif child or "per" in flags:  # "each lesson has a quiz", "one answer per question": it belongs to it
                 self._link(target, owner, "many-to-one")
             else:  # "each post has an author"; "only one customer" replaces what was said before
                 self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
