@@ -211,6 +211,10 @@ def test_people_acting_in_a_story_are_entities():
      {("Instrument", M2O, "Band")}),
     (["Quizzes have questions. Players submit entries; an entry contains one answer per question."],
      {("Answer", M2O, "Entry"), ("Answer", M2O, "Question")}, {("Entry", M2O, "Answer")}),
+    (["Writers publish chapters to serials, readers subscribe to serials."],
+     {("Chapter", M2O, "Serial"), ("Reader", M2M, "Serial")}, set()),
+    (["Cats are entered into categories by their breeders, judges judge categories."],
+     {("Category", M2O, "Judge")}, {("Judge", M2O, "Judge")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])
@@ -231,6 +235,7 @@ def test_second_round_shapes(turns, expected, absent):
     (["No wait, cakes should have layers."], {"Cake", "Layer"}, {"Wait"}),
     (["Subscribers choose a box size and a delivery day."], {"Subscriber"}, {"Size", "BoxSize", "Day"}),
     (["I coach swimmers, each takes a weekly lane slot."], {"Swimmer"}, {"Take"}),
+    (["Customers rate each crêpe and each café."], {"Crepe", "Cafe"}, set()),
     (["Our roastery sells beans to cafes."], {"Bean", "Cafe"}, {"Roastery"}),
     (["yard: pallets, crates, loaders. crate -> pallet. load = loader + crate + time"], {"Load", "Crate"}, set()),
     (["An app for a framing studio where customers order frames."], {"Customer", "Frame"}, {"Studio", "FramingStudio"}),

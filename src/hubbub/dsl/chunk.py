@@ -324,9 +324,9 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
         elif tag == "VERB" and prev_tag in ("START", "CONJ", "PUNCT") and is_plural(word) \
                 and nxt in ("AUX", "MODAL", "HAVE"):
             tags[i] = "NOUN"
-        elif tag == "VERB" and prev_tag == "PREP" and toks[prev] != "to" and not word.endswith(("ing", "ed")) \
-                and word not in ("be", "have"):
-            tags[i] = "NOUN"
+        elif tag == "VERB" and prev_tag == "PREP" and (toks[prev] != "to" or is_plural(word) and lx.verb_base(word) != word) \
+                and not word.endswith(("ing", "ed")) and word not in ("be", "have"):
+            tags[i] = "NOUN"  # (after "to" only an -s form: "publish episodes to *shows*", not "to show")
         elif tag == "VERB" and prev >= 0 and toks[prev] in (":", ",", "+") and (nxt_word in (",", "+", "") or (
                 nxt_word in ("and", "or") and toks[prev] != ",")) and not word.endswith(("ing", "ed")):
             tags[i] = "NOUN"  # an item of a list: "ski resort: lifts, passes, skiers", "pass + lift + time"

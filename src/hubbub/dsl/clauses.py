@@ -565,7 +565,8 @@ class Clauses(ReaderBase):
         stem = base[:-1] if base.endswith("e") else base
         nouns = {base, base + "ing", base + "ment", base + "al", stem + "ation", stem + "ion", base + "ation"}
         for name in known:  # "employees request leave" + LeaveRequest; "customers rent cars" + Rental
-            if assoc is None and words(name)[-1] in nouns and base not in dm.CREATE_VERBS | {"have"}:
+            if assoc is None and words(name)[-1] in nouns and base not in dm.CREATE_VERBS | {"have"} \
+                    and name not in subject and not dm.is_person(name):  # (not "judges judge classes")
                 assoc = name
         for name, np in list(objects):  # "subscribers choose a box size": a value of theirs, not an entity
             k = next((i for i, c in enumerate(self.current) if c is np), -1)

@@ -8,6 +8,7 @@ the nouns people use when they describe apps (``categories``, ``addresses``,
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _IRREGULAR = {
     "people": "person", "children": "child", "men": "man", "women": "woman", "mice": "mouse",
@@ -137,6 +138,7 @@ def sentences(text: str) -> list[str]:
 def tokens(sentence: str) -> list[str]:
     """Lowercase word tokens and the punctuation that structures lists (``,`` ``:`` ``(`` ``)`` ``/``)."""
     out = []
+    sentence = unicodedata.normalize("NFKD", sentence).encode("ascii", "ignore").decode()  # "café" -> "cafe"
     for tok in _TOKEN.findall(sentence):
         t = tok.lower()
         if t.endswith("'s"):
