@@ -51,10 +51,20 @@ NON_ENTITIES = _set(
     "ui ux frontend backend database tbd etc e.g i.e per cent percent level_ unit units quantity_ start_ "
     "clear sense change changes update updates version versions mvp v1 beta future today tomorrow yesterday "
     "weekend morning evening night sign_ look dollar dollars euro euros cent cents star_ stars_ "
-    "instance instances purpose goal goals money history"
+    "instance instances purpose goal goals money history "
+    "handful once afterward afterwards advance initial initials spreadsheet whiteboard binder mess "
+    "paper_ while bunch couple dozen"
 )
+# Amounts of a substance: "litres of milk", "how many kilos" are a number, never an entity.
+AMOUNTS = _set("litre liter kilo kilogram kilogramme kg gram gramme tonne ton pound ounce ml millilitre milliliter "
+               "gallon pint cup tablespoon teaspoon")
+# Times of the calendar: never an entity ("most Sundays", "every afternoon", "for each weekday lunch").
+CALENDAR = _set("monday tuesday wednesday thursday friday saturday sunday weekday weekend morning afternoon "
+                "evening night noon midnight lunch lunchtime breakfast dinner tonight january february march "
+                "april may june july august september october november december")
 # Measures: "a price per kWh", "a rate per hour" is one number per unit, not one record per instance.
 UNITS = _set("kwh kw wh mwh kg g mg lb lbs oz ton tonne km mi mile miles meter metre liter litre ml gallon gram "
+             "kilo kilogram kilogramme gramme millilitre milliliter centimetre centimeter millimetre millimeter "
              "pound ounce inch foot feet yard acre hectare byte kb mb gb tb percent cent unit serving")
 
 

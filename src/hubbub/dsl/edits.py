@@ -101,6 +101,8 @@ class Edits(ReaderBase):
                 k += 1
             if k < len(cs) and cs[k].text in ("they're", "it's"):
                 k += 1
+            elif k + 1 < len(cs) and cs[k].text in ("they", "it") and cs[k + 1].kind == "AUX":
+                k += 2  # ("they are": the contraction written out)
             else:
                 return False
         elif k < len(cs) and cs[k].kind == "AUX":
