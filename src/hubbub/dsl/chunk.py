@@ -225,6 +225,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
                 and (tags[i + 1] in ("DET", "QUANT", "NUM") or tags[i + 1] == "NOUN" and is_plural(toks[i + 1])
                      and toks[i - 2] in ("each", "every") + (("a", "an", "one") if lx.verb_base(toks[i]) is None else ())):
             tags[i] = "VERB"
+    for i in range(1, len(tags) - 1):  # "..., and *produces* one or more recordings": a verb after "and"
+        if tags[i - 1] == "CONJ" and tags[i] == "NOUN" and toks[i].endswith("s") and lx.verb_base(toks[i]) \
+                and tags[i + 1] in ("DET", "QUANT", "NUM"):
+            tags[i] = "VERB"
     for i in range(len(tags) - 1):  # "... and *acknowledged* by an operator": a participle before "by"
         if tags[i] == "NOUN" and toks[i].endswith("ed") and len(toks[i]) > 4 and toks[i + 1] == "by":
             tags[i] = "VERB"

@@ -112,6 +112,13 @@ class Clauses(ReaderBase):
                     self._spelled_out(cs[i + 1:], owner)
                     self.consumed |= set(range(i - 1, len(cs)))
                     break
+            if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
+                    and cs[i + 3].text == "with":
+                owner = self._known(c) or self._name(c)  # "artists, each with a portfolio of flash designs"
+                if owner:
+                    self._entity(owner)
+                    _, i = self._items(cs, i + 4, [owner], False)
+                    continue
             if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
                 owner = self._known(c)  # "tasks with a title and a due date"
                 if owner:

@@ -52,6 +52,9 @@ class Edits(ReaderBase):
             if base == "call" and len(nps) == 2:
                 self._rename(nps[0], nps[1])
                 return end
+            if base == "call" and len(nps) == 1 and end < len(cs) and cs[end].kind == "NP":
+                self._rename(nps[0], cs[end])  # "call the yarns 'skeins' instead"
+                return end + 1
             return 0
         if v.kind == "VERB" and base == "make":
             nps, end = self._np_list(cs, i + 1)

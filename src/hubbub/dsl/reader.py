@@ -133,7 +133,7 @@ class ReaderBase:
     def message(self, text: str) -> None:
         self.created = set()
         self.verb_made = {}
-        texts = sentences(text)[:300]
+        texts = [_GLOSS.sub(r"\1", t) for t in sentences(text)[:300]]
         sents = [chunk(s) for s in texts]
         compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
@@ -423,6 +423,10 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
             elif head in dm.SOFT_NON_ENTITIES:
                 out.add(head)
     return out
+
+
+# "1) Accounts — the cafés, delis and hotels we bake for": a list item's name and a gloss after a dash
+_GLOSS = re.compile(r"^(\s*(?:\d+[.)]|[-*\u2022+])?\s*[A-Za-z][\w' ]{0,40}?)\s+[\u2014\u2013]\s+.*$", re.S)
 
 
 def _run_ons(cs: list[Chunk]) -> list[list[Chunk]]:
