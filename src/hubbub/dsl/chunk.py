@@ -40,6 +40,7 @@ _PHRASES = [
     (r"\b(they're|theyre)\b", "they are"),
     (r"\b(dont)\b", "don't"),
     (r"\bin advance\b", ""),
+    (r",?\s*(each|all|some|both|one|many|most) of (which|whom)\b", r", \2"),
     (r"\b(theres|there's|there is|there are)\b", "we have"),
     (r"\s+right\s+(?=(and|so|but)\b)", " "),
     (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),

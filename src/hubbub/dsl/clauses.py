@@ -330,7 +330,7 @@ class Clauses(ReaderBase):
                 and k + 1 < len(cs) and (cs[k + 1].text == "by" or k + 2 < len(cs) and cs[k + 1].text in PARTICLES
                                          and cs[k + 2].text == "by"
                                          or cs[k + 1].text in PASSIVE_PREPS and k + 2 < len(cs)
-                                         and cs[k + 2].kind == "NP" and cs[k + 2].plural):
+                                         and cs[k + 2].kind == "NP" and (cs[k + 2].plural or cs[k + 2].det)):
             if cs[k + 1].text in PARTICLES and k + 2 < len(cs) and cs[k + 2].text == "by":  # "and carried out by"
                 self.consumed.add(k + 1)
                 cs = cs[:k + 1] + cs[k + 2:]
@@ -507,8 +507,9 @@ class Clauses(ReaderBase):
                     if group and prep in ("into", "in", "by", "under"):  # "devices are grouped into fleets"
                         self._link(name, target, "many-to-one")
                         continue
+                    one_each = not np.plural and {"a", "an", "one"} & set(np.det)  # "assigned to a route": one each
                     if prep in ("to", "for", "on") and dm.is_person(name) and not dm.is_person(target) \
-                            and base in dm.PLACE_VERBS:  # "crews are assigned to jobs": the job gets a crew
+                            and base in dm.PLACE_VERBS and not one_each:  # "crews are assigned to jobs": the job gets a crew
                         self._link(target, name, "many-to-many" if np.explicit_many else "many-to-one")
                         continue
                     if base == "share" and prep in ("between", "among", "across", "by", "with") and np.plural:
@@ -530,6 +531,10 @@ class Clauses(ReaderBase):
                                verb_role(role, target) or modifier_name(np, target))
             self.consumed |= set(range(m, end))
             m = end
+        if end == n + 1 and subject:  # "trees are inspected periodically" + "each inspection": the record has the tree
+            record = self._transaction(base, set(subject))
+            for name in subject if record else []:
+                self._link(record, name, "many-to-one")
         if end == n + 1 and base in ("tag", "label", "categorize"):  # "notes can be tagged"
             for name in subject:
                 self._link(name, pascal("tag" if base == "tag" else base), "many-to-many", how="stated")
@@ -542,6 +547,11 @@ class Clauses(ReaderBase):
         for cand in dm.TRANSACTIONS.get(base, ()):
             if pascal(cand) in names and pascal(cand) not in ends:
                 return pascal(cand)
+        stem = base[:-1] if base.endswith("e") else base  # "narrators are interviewed" + "each interview"
+        for noun in (base, base + "ing", base + "ment", stem + "ion", stem + "ation", base + "al", stem + "al"):
+            if pascal(noun) in names and pascal(noun) not in ends and dm.is_event(pascal(noun)) \
+                    and base not in dm.CREATE_VERBS and not dm.is_person(pascal(noun)):
+                return pascal(noun)
         return None
 
     def _links_to(self, subject: list[str], nps: list[Chunk], negated: bool,

@@ -160,7 +160,7 @@ class ReaderBase:
         self.business |= {cs[0].head for cs in sents if len(cs) > 2 and cs[0].kind == "NP"
                           and cs[0].det in (["the"], ["our"], ["my"])
                           and not cs[0].plural and len(cs[0].words) == 1 and cs[1].kind == "VERB"
-                          and not cs[1].text.endswith("ed") and cs[2].kind == "NP" and cs[2].plural
+                          and not cs[1].text.endswith("ed") and cs[2].kind == "NP"
                           and not dm.is_person(cs[0].head)}
         self.vocab = self._vocabulary(sents)
         self.business -= {w.lower() for n in self.vocab for w in words(n)}
