@@ -40,6 +40,7 @@ _PHRASES = [
     (r"\b(they're|theyre)\b", "they are"),
     (r"\b(dont)\b", "don't"),
     (r"\bin advance\b", ""),
+    (r"\bmore than one\b", "several"),
     (r",?\s*(each|all|some|both|one|many|most) of (which|whom)\b", r", \2"),
     (r"\b(theres|there's|there is|there are)\b", "we have"),
     (r"\s+right\s+(?=(and|so|but)\b)", " "),
@@ -226,6 +227,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
                 and (tags[i + 1] in ("DET", "QUANT", "NUM") or tags[i + 1] == "NOUN" and is_plural(toks[i + 1])
                      and toks[i - 2] in ("each", "every") + (("a", "an", "one") if lx.verb_base(toks[i]) is None else ())):
             tags[i] = "VERB"
+    for i in range(2, len(tags) - 1):  # "routes, each *run* by one bus", "pupils, each *picked* up at one stop"
+        if toks[i - 1] == "each" and toks[i - 2] == "," and tags[i] in ("NOUN", "VERB", "AMB", "ADJ") \
+                and (tags[i + 1] == "PREP" or toks[i + 1] in ("up", "out", "off")) and lx.verb_base(toks[i]):
+            tags[i] = "VERB"
     for i in range(1, len(tags) - 1):  # "..., and *produces* one or more recordings": a verb after "and"
         if tags[i - 1] == "CONJ" and tags[i] == "NOUN" and toks[i].endswith("s") and lx.verb_base(toks[i]) \
                 and tags[i + 1] in ("DET", "QUANT", "NUM"):
@@ -250,8 +255,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         tags[0] = "NOUN"  # a title: "stays: dog, kennel, check-in date"
     # A verb right after a determiner is a noun ("a make, a model and a year").
     for i, tag in enumerate(tags):
-        if tag == "VERB" and i > 0 and tags[i - 1] == "DET" and not toks[i].endswith("ed"):
-            tags[i] = "NOUN"
+        if tag == "VERB" and i > 0 and tags[i - 1] == "DET" and not toks[i].endswith("ed") \
+                and not (toks[i - 1] == "each" and i > 1 and toks[i - 2] == "," and i + 1 < len(toks)
+                         and (tags[i + 1] == "PREP" or toks[i + 1] in ("up", "out", "off"))):
+            tags[i] = "NOUN"  # (not "routes, each *run* by one bus")
     return _group(toks, tags)
 
 
@@ -332,8 +339,9 @@ def _verbs_in_context(toks: list[str], tags: list[str]) -> None:
         elif tag == "ADJ" and prev_tag == "MODAL" and lx.verb_base(word) is not None:
             tags[i] = "VERB"  # "attendees can favourite sets"
         elif tag == "VERB" and prev_tag in ("START", "CONJ", "PUNCT") and is_plural(word) \
-                and nxt in ("AUX", "MODAL", "HAVE"):
-            tags[i] = "NOUN"
+                and (nxt in ("AUX", "MODAL", "HAVE") or prev_tag == "START" and nxt == "PREP" and i + 2 < n
+                     and toks[i + 2] in ("each", "every", "per")):
+            tags[i] = "NOUN"  # ("*drops* along each round": a list item)
         elif tag == "VERB" and prev_tag == "PREP" and (toks[prev] != "to" or is_plural(word) and lx.verb_base(word) != word) \
                 and not word.endswith(("ing", "ed")) and word not in ("be", "have"):
             tags[i] = "NOUN"  # (after "to" only an -s form: "publish episodes to *shows*", not "to show")

@@ -113,6 +113,17 @@ class Clauses(ReaderBase):
                     self.consumed |= set(range(i - 1, len(cs)))
                     break
             if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
+                    and cs[i + 3].kind == "VERB":
+                owner = self._known(c) or self._name(c)  # "routes, each run by one bus": a passive of each route
+                if owner:
+                    self._entity(owner)
+                    k = i + 3
+                    if k + 1 < len(cs) and cs[k + 1].text in ("up", "out", "off") and k + 2 < len(cs) \
+                            and cs[k + 2].kind == "PREP":
+                        cs = cs[:k + 1] + cs[k + 2:]  # ("picked up at one stop")
+                    i = self._passive(cs, k, [owner])
+                    continue
+            if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
                     and cs[i + 3].text == "with":
                 owner = self._known(c) or self._name(c)  # "artists, each with a portfolio of flash designs"
                 if owner:
@@ -168,11 +179,13 @@ class Clauses(ReaderBase):
                 nps, end = self._np_list(cs, j)
                 plural = [np for np in nps if np.plural]
                 per = None
-                if end + 2 == len(cs) and cs[end].text in ("per", "for") and cs[end + 1].kind == "NP" and plural \
+                if end + 1 < len(cs) and cs[end].kind == "PREP" and cs[end + 1].kind == "NP" \
+                        and plural and all(x.kind in ("PUNCT", "ADV", "NP", "PREP") for x in cs[end + 2:]) \
                         and ({"each", "every"} & set(cs[end + 1].det) or cs[end].text == "per"):
-                    per = self._known(cs[end + 1])  # "- maintenance logs per drone": a list item, one per drone
+                    per = self._known(cs[end + 1])  # "- maintenance logs per drone", "stops along each route, in order"
                     end = len(cs) if per else end
-                if len(plural) >= (1 if c.text == ":" or not first else 2) and end == len(cs):
+                if len(plural) >= (1 if c.text == ":" or not first or len(cs) == 1 and self.listed else 2) \
+                        and end == len(cs):  # (a lone plural first is a title, "Farm records.", unless a list item)
                     for np in plural:
                         name = self._name(np)
                         if name:
@@ -251,6 +264,11 @@ class Clauses(ReaderBase):
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
                 i += 1
+            if i + 1 < len(cs) and cs[i].text == "like" and cs[i + 1].kind == "NP" and out[-1].plural:
+                i += 1  # "inhabitants like corals, fish and inverts": examples of them, not more things
+                while i < len(cs) and (cs[i].kind == "NP" or cs[i].text in (",", "and", "or")) \
+                        and not (cs[i].kind == "NP" and self._starts_clause(cs, i)):
+                    i += 1
             if i < len(cs) and cs[i].text == "of" and i + 1 < len(cs) and cs[i + 1].kind == "NP" and dm.is_collection(out[-1].head) \
                     and not (out[-1].head in ("number", "count") and "the" in out[-1].det):  # "the number of players": a count
                 out[-1] = cs[i + 1]
@@ -549,8 +567,8 @@ class Clauses(ReaderBase):
                 return pascal(cand)
         stem = base[:-1] if base.endswith("e") else base  # "narrators are interviewed" + "each interview"
         for noun in (base, base + "ing", base + "ment", stem + "ion", stem + "ation", base + "al", stem + "al"):
-            if pascal(noun) in names and pascal(noun) not in ends and dm.is_event(pascal(noun)) \
-                    and base not in dm.CREATE_VERBS and not dm.is_person(pascal(noun)):
+            if pascal(noun) in names and pascal(noun) not in ends and (dm.is_event(pascal(noun)) or noun == base) \
+                    and base not in dm.CREATE_VERBS and not dm.is_person(pascal(noun)):  # ("repair": the act itself)
                 return pascal(noun)
         return None
 
@@ -715,7 +733,9 @@ class Clauses(ReaderBase):
                            (np.words[-1] if many and name else name), required="optional" not in flags)
             return
         if target is None and (np.plural and np.words[-1] not in dm.PLURAL_FIELDS
-                               or "per" in flags and not _measure(np)):
+                               or "per" in flags and not _measure(np)
+                               or np.det == ["one"] and head not in dm.FIELDS and not np.mods
+                               and head not in dm.NON_ENTITIES):  # "each slot is loaded with one product"
             target = self._name(np)
         if target and target != owner:
             pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
@@ -728,6 +748,8 @@ class Clauses(ReaderBase):
                 shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
                              and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
                 takes_part = dm.is_event(owner) and dm.is_person(target)  # "a booking can include several players"
+                # "shifts are staffed by nurses" then "a shift can have more than one nurse": many each way
+                takes_part = takes_part or np.explicit_many and self._child_of(owner, target)
                 if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared or takes_part:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:

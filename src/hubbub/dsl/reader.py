@@ -62,6 +62,7 @@ class ReaderBase:
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
+        self.listed = False  # the message is a list from its first line
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
         self.verb_made: dict[tuple[str, str], list[Chunk]] = {}  # (thing, person) linked by a plain verb -> sentence
@@ -132,8 +133,10 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
+        self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
-        texts = [_GLOSS.sub(r"\1", t) for t in sentences(text)[:300]]
+        texts = [part for t in sentences(_ASIDE.sub(" ", text))[:300]
+                 for part in _DASH.split(_GLOSS.sub(r"\1", t)) if part.strip()]  # a dash ends a clause
         sents = [chunk(s) for s in texts]
         compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
@@ -426,7 +429,14 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
 
 
 # "1) Accounts — the cafés, delis and hotels we bake for": a list item's name and a gloss after a dash
-_GLOSS = re.compile(r"^(\s*(?:\d+[.)]|[-*\u2022+])?\s*[A-Za-z][\w' ]{0,40}?)\s+[\u2014\u2013]\s+.*$", re.S)
+_GLOSS = re.compile(r"^(\s*(?:\d+[.)]|[-*\u2022+])?\s*[A-Za-z][\w']*(?:\s+[\w']+){0,2})\s+[\u2014\u2013]\s+.*$", re.S)
+
+
+# "Finds — pottery sherds, bone, coins — are bagged by context": an aside between two dashes
+_ASIDE = re.compile(r"\s[\u2014\u2013]\s[^\u2014\u2013\n]{1,80}?\s[\u2014\u2013]\s")
+
+
+_DASH = re.compile(r"\s[\u2014\u2013]\s")
 
 
 def _run_ons(cs: list[Chunk]) -> list[list[Chunk]]:
