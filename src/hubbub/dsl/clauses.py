@@ -59,6 +59,7 @@ class Clauses(ReaderBase):
         if not cs:
             return
         self.consumed = set()
+        self.read_as_one = False
         self.current = cs
         self.subject = []
         self.singular_subject = False
@@ -214,6 +215,10 @@ class Clauses(ReaderBase):
         titled = i + 1 < len(cs) and cs[i + 1].text == ":"
         if app.plural and not titled:
             return 0
+        if titled and app.plural and app.head not in dm.APP_WORDS and singular(app.head) not in dm.PROCESS_WORDS:
+            items, _ = self._np_list(cs, i + 2)
+            if len(items) >= 2 and sum(c.plural for c in items) * 2 < len(items):
+                return 0  # "Turnings: wheel, date, initials": a record spelled out, not the app's title
         if not titled and not ({"a", "an"} & set(app.det)) and app.head not in dm.APP_WORDS \
                 and app.head not in dm.PROCESS_WORDS:
             return 0
@@ -375,7 +380,12 @@ class Clauses(ReaderBase):
                 return self._items(cs, n + 2, subject, False)[1]  # "a course is a list of controls": it has them
             if n < len(cs) and cs[n].kind == "NP" and "one" in cs[n].det and not negated and self._known(cs[n]):
                 nps, end = self._np_list(cs, n)  # "a bottle is one wine": each is one of them
-                self._links_to(subject, nps, negated, self._spans(cs, n, end))
+                while end + 1 < len(cs) and cs[end].kind == "PREP" and cs[end].text in ("at", "in", "on", "for", "from") \
+                        and cs[end + 1].kind == "NP" and {"one", "a", "an"} & set(cs[end + 1].det):
+                    nps.append(cs[end + 1])  # "each visit is one technician at one property"
+                    end += 2
+                    self.read_as_one = True  # (so "technician at property" is not read again as a link)
+                self._links_to(subject, nps, negated, [(list(), set(), set())] * len(nps))
                 self.consumed |= set(range(n, end))
                 return self._with(cs, end, subject)
             if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside", "of")
@@ -480,6 +490,8 @@ class Clauses(ReaderBase):
             stem = base[:-2]
             base = stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem
         m = n + 1
+        if m + 1 < len(cs) and cs[m].text in ("out", "up", "off", "down") and cs[m + 1].kind == "PREP":
+            m += 1  # "series are put out by a publisher"
         end = m
         if base in dm.PLACE_VERBS and m < len(cs) and cs[m].kind == "NP" and subject:
             nps, end = self._np_list(cs, m)  # "users are assigned issues": each issue gets a user
@@ -519,6 +531,9 @@ class Clauses(ReaderBase):
                     target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
                     if not target or prep not in PASSIVE_PREPS:
                         continue
+                    if _measure(np) and target not in self.dsl.entities and target not in self.vocab \
+                            and not np.plural:
+                        continue  # "collected ... on a given date": a value, not a thing
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
                         continue
@@ -805,7 +820,7 @@ class Clauses(ReaderBase):
     def _prepositions(self, cs: list[Chunk]) -> None:
         self._places(cs)
         for k in range(1, len(cs) - 1):
-            if cs[k].kind != "PREP" or cs[k].text not in LINK_PREPS or k in self.consumed and cs[k].text == "to":
+            if cs[k].kind != "PREP" or cs[k].text not in LINK_PREPS or k in self.consumed and (cs[k].text == "to" or self.read_as_one):
                 continue
             left, right = cs[k - 1], cs[k + 1]
             if left.kind != "NP" or right.kind != "NP":

@@ -25,7 +25,7 @@ LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference",
 LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
 FLAGS = {"unique", "optional", "required", "mandatory"}
 PASSIVE_PREPS = {"by", "to", "in", "on", "at", "into", "under", "for", "against", "from", "between", "within", "about",
-                 "onto", "per", "through", "via", "inside", "across"}
+                 "onto", "per", "through", "via", "inside", "across", "along", "near", "beside", "around", "behind"}
 
 _ACCEPT = re.compile(
     r"\b(looks? (good|great|fine|perfect|right|correct|ok(ay)?)|that'?s (it|all|everything|perfect|great|good|fine|right)"
@@ -62,6 +62,7 @@ class ReaderBase:
         self.weak: list[str] = []
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
+        self.read_as_one = False  # the sentence's prepositions were read with its predicate ("is one X at one Y")
         self.listed = False  # the message is a list from its first line
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
@@ -258,7 +259,8 @@ class ReaderBase:
             modifier = singular(ws[-2])
             if pair in dm.COMPOUNDS or (head in dm.GENERIC_HEADS and modifier.isalpha()
                                         and modifier not in dm.APP_WORDS and modifier not in dm.MASS_NOUNS - {"time"}) \
-                    or pair in self.compounds and modifier.isalpha() and dm.is_event(modifier):  # "inspection reports"
+                    or pair in self.compounds and modifier.isalpha() and (dm.is_event(modifier) or modifier.endswith("ing")):
+                # ("inspection reports", "sampling points")
                 return pascal(f"{ws[-2]} {head}")
         if "-" in head:
             return pascal(head)
@@ -276,7 +278,7 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if head in dm.CALENDAR and len(ws) == 1 or head in dm.AMOUNTS and len(ws) == 1 and name not in self.dsl.entities:
+        if head in dm.CALENDAR and len(ws) == 1 or head in dm.AMOUNTS and name not in self.dsl.entities:
             return None  # "most Sundays", "litres of milk"
         if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
                 or head in TEMPORAL and len(ws) == 1 or {"my", "our"} & set(np.det) and (dm.is_person(head) or head in dm.FAMILY)) \

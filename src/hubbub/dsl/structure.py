@@ -262,6 +262,13 @@ class Structure(ReaderBase):
                 while m < len(cs) and cs[m].kind in ("PUNCT", "DET", "ADV"):
                     m += 1
                 part = self._known(cs[m]) if m < len(cs) and cs[m].kind == "NP" else None
+                if part is None and m < len(cs) and cs[m].kind == "PRON":  # "for each car we keep a list of jobs"
+                    n = m + 1
+                    while n < len(cs) and cs[n].kind in ("VERB", "MODAL", "ADV", "HAVE", "DET"):
+                        n += 1
+                    while n + 2 < len(cs) and cs[n].kind == "NP" and dm.is_collection(cs[n].head) and cs[n + 1].text == "of":
+                        n += 2
+                    part = self._known(cs[n]) if n < len(cs) and cs[n].kind == "NP" and cs[n].plural else None
                 if whole and part and whole != part and not mg.linked(self.dsl, whole, part):
                     self._link(part, whole, "many-to-one")
                 # "for each call we record which firefighters responded and which trucks went out": several each
