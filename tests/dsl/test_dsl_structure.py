@@ -234,6 +234,13 @@ def test_people_acting_in_a_story_are_entities():
     (["Gauging stations are located along canals. Readings are taken at a gauging station on a given date."],
      {("GaugingStation", M2O, "Canal"), ("Reading", M2O, "GaugingStation")}, set()),
     (["Bikes, repairs. For each bike we keep a list of repairs still to do."], {("Repair", M2O, "Bike")}, set()),
+    (["Repeaters, calls. Every call is with one of those repeaters."], {("Call", M2O, "Repeater")},
+     {("Repeater", M2O, "Call")}),
+    (["Meetings, members, venues. A meeting is between two members, at a venue, on a date."],
+     {("Meeting", M2O, "Member"), ("Meeting", M2O, "Venue")}, set()),
+    (["Each sample taken at a well shall be recorded with the technician who took it. Technicians shall register "
+      "for one or more trainings."],
+     {("Sample", M2O, "Technician"), ("Technician", M2M, "Training")}, {("Well", M2O, "Technician")}),
     (["Designers upload sketches, create mockups from them, pick a palette and pay for each mockup."],
      {("Mockup", M2O, "Designer"), ("Mockup", M2O, "Palette")}, {("Sketch", M2M, "Mockup")}),
 ])

@@ -317,6 +317,9 @@ class Clauses(ReaderBase):
                 m -= 2
             if m >= 1 and cs[m].kind == "PREP" and cs[m - 1].kind == "NP" and m - 1 not in self.consumed and len(nps) == 1:
                 nps = [cs[m - 1]]  # "every check-in of a member is stored": the subject is the check-in
+            elif m >= 2 and cs[m].kind == "PREP" and cs[m - 1].kind == "VERB" and _participle(cs[m - 1].text) \
+                    and cs[m - 2].kind == "NP" and len(nps) == 1 and m - 2 not in self.consumed:
+                nps = [cs[m - 2]]  # "each donation collected at a drive shall be recorded": the donation
             names = [n for n in (self._name(np) for np in nps) if n]
             for idx in range(m, j + 1):
                 self.consumed.add(idx)
@@ -389,10 +392,20 @@ class Clauses(ReaderBase):
                 self.consumed |= set(range(n, end))
                 return self._with(cs, end, subject)
             if n < len(cs) and cs[n].kind == "PREP" and (cs[n].text in ("in", "on", "at", "under", "within", "for", "between", "inside", "of")
-                                                         or adjective and cs[n].text in ("to", "with")):
+                                                         or adjective and cs[n].text in ("to", "with")
+                                                         or cs[n].text == "with" and n + 1 < len(cs)
+                                                         and "one" in cs[n + 1].det):  # "is with one of those stations"
                 nps, end = self._np_list(cs, n + 1)
-                self._links_to(subject, nps, negated, self._spans(cs, n + 1, end))
+                spans = self._spans(cs, n + 1, end)
+                while end + 2 < len(cs) and cs[end].text == "," and cs[end + 1].kind == "PREP" \
+                        and cs[end + 1].text in ("at", "in", "on", "from", "with") and cs[end + 2].kind == "NP" \
+                        and {"a", "an", "one"} & set(cs[end + 2].det) and not _measure(cs[end + 2]):
+                    nps.append(cs[end + 2])  # "a meetup is between two people, at a cafe, on a date"
+                    spans.append((list(), set(), set()))
+                    end += 3
+                self._links_to(subject, nps, negated, spans)
                 self.consumed |= set(range(n, end))
+                self.read_as_one = True
                 return self._with(cs, end, subject)
             return n
         base = v.base or v.text
@@ -428,7 +441,8 @@ class Clauses(ReaderBase):
                 self._link(name, name, "many-to-many")
             return n + 2
         joins = False
-        if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") and base in dm.PICK_VERBS | set(dm.TRANSACTIONS):
+        if n < len(cs) and cs[n].kind == "PREP" and cs[n].text in ("to", "in", "for", "on") \
+                and base in dm.PICK_VERBS | set(dm.TRANSACTIONS) | dm.SYMMETRIC_VERBS:
             n += 1
             joins = True  # "volunteers register for shifts": they pair up, nothing is made
         elif n + 1 < len(cs) and cs[n].text in PARTICLES and cs[n + 1].kind in ("NP", "DET") \

@@ -23,7 +23,7 @@ def _set(text: str) -> frozenset[str]:
 APP_WORDS = _set(
     "app apps system platform tool site website service software portal dashboard solution backend "
     "api program database tracker manager planner organizer builder marketplace network community crm erp cms "
-    "lms wiki directory registry helpdesk clone saas webapp prototype mvp"
+    "lms wiki directory registry helpdesk clone saas webapp prototype mvp logbook diary scheduler"
 )
 PROCESS_WORDS = _set(
     "management tracking sharing planning scheduling booking ordering delivery rental reservation streaming "

@@ -278,7 +278,7 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if head in dm.CALENDAR and len(ws) == 1 or head in dm.AMOUNTS and name not in self.dsl.entities:
+        if head in dm.CALENDAR or head in dm.AMOUNTS and name not in self.dsl.entities:
             return None  # "most Sundays", "litres of milk"
         if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
                 or head in TEMPORAL and len(ws) == 1 or {"my", "our"} & set(np.det) and (dm.is_person(head) or head in dm.FAMILY)) \
