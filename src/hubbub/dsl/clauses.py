@@ -643,10 +643,10 @@ class Clauses(ReaderBase):
                         if s in self.dsl.entities:
                             self._add_field(s, " ".join(np.words), [], set())
         held = [o for o in self.last_object if o in self.dsl.entities and not dm.is_person(o)
-                and any(dm.is_event(o) and mg.linked(self.dsl, o, s) or self._child_of(o, s) for s in subject)]
+                and any(dm.is_event(o) and mg.linked(self.dsl, o, s) or mg.child_of(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
             for s in subject:
-                if any({r.source, r.target} == {obj, s} and r.type == "many-to-many" for r in self.dsl.relationships):
+                if mg.linked(self.dsl, obj, s, "many-to-many"):
                     continue  # already many each way: "a booking can include several players, and players make bookings"
                 if held and not assoc and obj not in held and obj != s and not dm.is_event(obj) \
                         and not dm.is_person(obj) and base in dm.PICK_VERBS | {"pick", "choose", "select", "set"}:
@@ -693,9 +693,6 @@ class Clauses(ReaderBase):
                     self.verb_made[(obj, s)] = self.current
                 elif not np.plural and {"a", "an", "one", "the"} & set(np.det) and self.singular_subject:
                     self._link(s, obj, "many-to-one")  # "a screening shows a film": it refers to one
-
-    def _child_of(self, name: str, parent: str) -> bool:
-        return any(r.source == name and r.target == parent and r.type == "many-to-one" for r in self.dsl.relationships)
 
     def _has_parent(self, name: str, other: str) -> bool:
         """Does ``name`` already belong to something other than ``other``, as the user said?"""
@@ -770,15 +767,14 @@ class Clauses(ReaderBase):
             pair = tuple(sorted((" ".join(words(owner)), " ".join(words(target)))))
             kb = dm.KB.get(" ".join(words(target)))
             child = kb is not None and any(" ".join(words(owner)) in slot for slot in kb.parents)
-            if (np.many or np.plural) and any({r.source, r.target} == {owner, target} and r.type == "many-to-many"
-                                              for r in self.dsl.relationships):
+            if (np.many or np.plural) and mg.linked(self.dsl, owner, target, "many-to-many"):
                 return  # already many each way ("travelers share trips with friends")
             if np.many or np.plural:
                 shared = any(r.source == target and r.type == "many-to-one" and r.target != owner
                              and self.prov.get(mg.rel_key(r)) == "stated" for r in self.dsl.relationships)
                 takes_part = dm.is_event(owner) and dm.is_person(target)  # "a booking can include several players"
                 # "shifts are staffed by nurses" then "a shift can have more than one nurse": many each way
-                takes_part = takes_part or np.explicit_many and self._child_of(owner, target)
+                takes_part = takes_part or np.explicit_many and mg.child_of(self.dsl, owner, target)
                 if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared or takes_part:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:

@@ -63,8 +63,14 @@ def element_keys(dsl: Dsl) -> set[Key]:
     return keys
 
 
-def linked(dsl: Dsl, a: str, b: str) -> bool:
-    return any({r.source, r.target} == {a, b} for r in dsl.relationships)
+def linked(dsl: Dsl, a: str, b: str, type_: str | None = None) -> bool:
+    """Is there a link between ``a`` and ``b`` (of kind ``type_`` when given)?"""
+    return any({r.source, r.target} == {a, b} and (type_ is None or r.type == type_) for r in dsl.relationships)
+
+
+def child_of(dsl: Dsl, child: str, parent: str) -> bool:
+    """Does ``child`` have a many-to-one link to ``parent``?"""
+    return any(r.source == child and r.target == parent and r.type == "many-to-one" for r in dsl.relationships)
 
 
 def ensure_entity(dsl: Dsl, name: str) -> bool:

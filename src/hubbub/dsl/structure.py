@@ -154,8 +154,7 @@ class Structure(ReaderBase):
         for r in [r for r in self.dsl.relationships if r.type == "many-to-many" and r.source != r.target]:
             for e in self.dsl.entities:
                 if e not in (r.source, r.target) and dm.is_event(e) and all(
-                        any(x.source == e and x.target == side and x.type == "many-to-one" for x in self.dsl.relationships)
-                        for side in (r.source, r.target)):
+                        mg.child_of(self.dsl, e, side) for side in (r.source, r.target)):
                     mg.drop_relationships(self.dsl, r.source, r.target)
                     break
 
