@@ -114,22 +114,17 @@ class Clauses(ReaderBase):
                     self.consumed |= set(range(i - 1, len(cs)))
                     break
             if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
-                    and cs[i + 3].kind == "VERB":
-                owner = self._known(c) or self._name(c)  # "routes, each run by one bus": a passive of each route
+                    and (cs[i + 3].kind == "VERB" or cs[i + 3].text == "with"):
+                owner = self._known(c) or self._name(c)
                 if owner:
                     self._entity(owner)
                     k = i + 3
-                    if k + 1 < len(cs) and cs[k + 1].text in ("up", "out", "off") and k + 2 < len(cs) \
-                            and cs[k + 2].kind == "PREP":
+                    if cs[k].text == "with":  # "artists, each with a portfolio of flash designs"
+                        _, i = self._items(cs, k + 1, [owner], False)
+                        continue
+                    if k + 2 < len(cs) and cs[k + 1].text in ("up", "out", "off") and cs[k + 2].kind == "PREP":
                         cs = cs[:k + 1] + cs[k + 2:]  # ("picked up at one stop")
-                    i = self._passive(cs, k, [owner])
-                    continue
-            if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
-                    and cs[i + 3].text == "with":
-                owner = self._known(c) or self._name(c)  # "artists, each with a portfolio of flash designs"
-                if owner:
-                    self._entity(owner)
-                    _, i = self._items(cs, i + 4, [owner], False)
+                    i = self._passive(cs, k, [owner])  # "routes, each run by one bus": a passive of each route
                     continue
             if c.kind == "NP" and i not in self.consumed and i + 1 < len(cs) and cs[i + 1].text == "with":
                 owner = self._known(c)  # "tasks with a title and a due date"

@@ -278,7 +278,7 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if head in dm.CALENDAR or head in dm.AMOUNTS and name not in self.dsl.entities:
+        if head in dm.CALENDAR or head in dm.AMOUNTS:
             return None  # "most Sundays", "litres of milk"
         if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
                 or head in TEMPORAL and len(ws) == 1 or {"my", "our"} & set(np.det) and (dm.is_person(head) or head in dm.FAMILY)) \
@@ -445,7 +445,7 @@ def _run_ons(cs: list[Chunk]) -> list[list[Chunk]]:
     """A sentence written without punctuation, split where a new clause starts right after a noun:
     "track campers and cabins *every camper* sleeps in a cabin", "one counselor *campers* sign up ..."."""
     out, start = [], 0
-    for k in range(max(start, 1), len(cs) - 1):
+    for k in range(1, len(cs) - 1):
         c = cs[k]
         if not (c.kind == "NP" and cs[k - 1].kind == "NP" and cs[k + 1].kind in ("VERB", "HAVE", "MODAL")
                 and ({"each", "every"} & set(c.det) or c.plural and not c.det)):

@@ -56,10 +56,11 @@ class Structure(ReaderBase):
     def _schema_line(self, cs: list[Chunk]) -> bool:
         """A line written like a schema: "Player (name, number) -> Team", "Goal -> Match, Player, minute",
         "Team (name)": an entity, its fields in parentheses, and after "->" what it refers to."""
-        arrow = [c.text for c in cs].index("->") if "->" in [c.text for c in cs] else len(cs)
+        texts = [c.text for c in cs]
+        arrow = texts.index("->") if "->" in texts else len(cs)
         if len(cs) < 3 or cs[0].kind != "NP" or cs[0].plural or any(c.kind not in ("NP", "PUNCT") for c in cs[:arrow]) \
-                or [c.text for c in cs].count("->") > 1 or cs[1].text not in ("(", "->") \
-                or any(c.kind not in ("NP", "PUNCT") for c in cs[arrow:]) and "," not in [c.text for c in cs[arrow:]]:
+                or texts.count("->") > 1 or cs[1].text not in ("(", "->") \
+                or any(c.kind not in ("NP", "PUNCT") for c in cs[arrow:]) and "," not in texts[arrow:]:
             return False  # (after the arrow, a list with commas may hold other words: "departs_at")
         owner = self._name(cs[0]) or (pascal(cs[0].head) if cs[0].head.isalpha() else None)
         if owner is None:  # (a word that is seldom data, "goal", is one where a line starts with it)
