@@ -318,3 +318,38 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     dsl = run("Campsite: pitches, campers, stays. A stay is for one pitch and one camper.",
               "Let's not track campers separately, just put the camper name on the stay.")
     assert "Camper" not in dsl.entities and "Stay" in dsl.entities
+
+
+# -- issue 20, fourth round: shapes read wrongly on holdout6 (read after its one score), each in a domain of its own --
+@pytest.mark.parametrize(("turns", "expected", "absent"), [
+    # a dash gloss that spells the record out ("one X in one Y") is the record's links, not examples
+    (["Ferrier rota\n1. Ponies\n2. Farriers\n3. Shoeings — one farrier at one pony for a morning"],
+     {("Shoeing", M2O, "Farrier"), ("Shoeing", M2O, "Pony")}, set()),
+    # the subject's fields in parentheses do not hide its clause
+    (["Depots (address, opening hours) have forklifts; a forklift has 1..n batteries."],
+     {("Forklift", M2O, "Depot"), ("Battery", M2O, "Forklift")}, set()),
+    # "Records: a, b, c" titles a list of entities
+    (["Kennel management. Records: kennels (code, size), hounds, walkers, feeds."], set(),
+     {("Kennel", M2O, "Record"), ("Hound", M2O, "Record")}),
+    # a verb's form after an article is a noun ("a sponsor runs ...")
+    (["A sponsor runs one or more regattas."], {("Regatta", M2O, "Sponsor")}, set()),
+])
+def test_fourth_round_shapes(turns, expected, absent):
+    got = links(run(*turns))
+    assert expected <= got
+    assert not absent & got
+
+
+@pytest.mark.parametrize(("turns", "entities", "not_entities"), [
+    (["We organise regattas: a regatta is on one date and can include several races."], {"Regatta", "Race"},
+     {"Date"}),
+    (["Kennel management. Records: kennels (code, size), hounds, walkers, feeds."], {"Kennel", "Hound", "Walker"},
+     {"Record"}),
+    (["• riders\n• couples\n• marks: one rider, one couple\n• pours"], {"Rider", "Couple", "Mark", "Pour"}, set()),
+    (["A crate goes back to the depot."], {"Crate"}, {"Back"}),
+    (["Breeders (kennels, catteries) are listed on cards."], {"Breeder"}, {"Kennel", "Cattery"}),
+])
+def test_fourth_round_entities(turns, entities, not_entities):
+    got = set(run(*turns).entities)
+    assert entities <= got
+    assert not not_entities & got

@@ -198,6 +198,14 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         if f"{singular(toks[i])}_{singular(toks[i + 1])}" in compounds and tags[i + 1] in ("NOUN", "AMB"):
             tags[i] = tags[i + 1] = "NOUN"
     _split_runs(toks, tags)
+    if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
+            and (len(toks) == 1 or toks[1] in (":", "=", "(")):
+        tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
+    for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour": after an article a verb's form is a noun
+        if tags[i] == "VERB" and toks[i - 1] in ("a", "an", "the", "each", "every", "another") \
+                and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \
+                and toks[i] not in lx.IRREGULAR_FORMS:
+            tags[i] = "NOUN"
     for i, tag in enumerate(tags):
         if tag == "AMB":
             tags[i] = _resolve(i, toks, tags, compounds)

@@ -44,7 +44,7 @@ ADVERBS = INTERJECTIONS | _set(
     "also only just optionally always usually then too very really already still actually probably maybe "
     "now later instead directly typically normally often sometimes generally mostly even simply basically "
     "perhaps possibly ideally exactly altogether together else again automatically easily quickly "
-    "optional necessarily currently finally first"
+    "optional necessarily currently finally first back away"
 )
 ADJECTIVES = _set(
     "new old active optional unique required simple basic main different own public private single online "
@@ -131,7 +131,7 @@ AMBIGUOUS = _set(
     "pass permit progress race request research result reward risk shop ski smile switch talk taste tour "
     "upgrade wish score break file catalog base care"
 )
-_IRREGULAR_FORMS = {
+IRREGULAR_FORMS = {
     "favourite": "favorite", "favourites": "favorite", "favourited": "favorite", "favouriting": "favorite",
     "wrote": "write", "written": "write", "made": "make", "took": "take", "taken": "take", "gave": "give",
     "given": "give", "bought": "buy", "sold": "sell", "held": "hold", "kept": "keep", "left": "leave",
@@ -181,7 +181,7 @@ VERB_OF: dict[str, str] = {}
 for _base in VERBS:
     for _form in _forms(_base):
         VERB_OF.setdefault(_form, _base)
-for _form, _base in _IRREGULAR_FORMS.items():
+for _form, _base in IRREGULAR_FORMS.items():
     VERB_OF.setdefault(_form, _base)
 
 

@@ -137,12 +137,15 @@ class ReaderBase:
         self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
         texts = [part for t in sentences(_ASIDE.sub(" ", text))[:300]
-                 for part in _DASH.split(_GLOSS.sub(r"\1", t)) if part.strip()]  # a dash ends a clause
+                 for part in _DASH.split(_GLOSS.sub(_gloss, t)) if part.strip()]  # a dash ends a clause
         sents = [chunk(s) for s in texts]
         compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
             sents = [chunk(s, compounds) for s in texts]
         sents = [part for cs in sents for part in _run_ons(cs)]
+        # "Records: dentists, cases, technicians": the words for the model's own parts title a list of entities
+        sents = [cs[2:] if len(cs) > 3 and cs[0].kind == "NP" and cs[0].plural and cs[0].words[-1] in _META_TITLES
+                 and cs[1].text == ":" and cs[2].kind == "NP" and cs[2].plural else cs for cs in sents]
         self.sents = sents
         self.things = _things(sents)
         # "each person has a mother": the text's own word for its people, where it names one of them as data
@@ -171,6 +174,7 @@ class ReaderBase:
         self.candidates |= self.vocab
         self.weak = []
         for index, cs in enumerate(sents):
+            cs = self.sents[index] = self._subject_fields(cs)
             self._sentence(cs, first=index == 0)
         if self.weak and not self.dsl.entities:
             for name in self.weak:
@@ -180,6 +184,25 @@ class ReaderBase:
         self._records()
         self._orphans()
         self._joined()
+
+    def _subject_fields(self, cs: list[Chunk]) -> list[Chunk]:
+        """"Sites (address, opening hours) have chargers": the subject's fields in parentheses, taken out
+        so that the clause reads "sites have chargers" (examples of it, "creators (writers, inkers)", go)."""
+        if len(cs) < 5 or cs[0].kind != "NP" or cs[1].text != "(" or ")" not in [c.text for c in cs]:
+            return cs
+        end = [c.text for c in cs].index(")")
+        owner = self._name(cs[0])
+        if owner is None or end + 1 >= len(cs) or cs[end + 1].kind not in ("HAVE", "VERB", "AUX", "MODAL") \
+                or not any(c.kind == "NP" for c in cs[2:end]):
+            return cs
+        nps = [c for c in cs[2:end] if c.kind == "NP"]
+        if not all(c.plural and c.words[-1] not in dm.PLURAL_FIELDS for c in nps):  # not "(writers, inkers)": kinds
+            self._entity(owner)
+            self._spelled_out(cs[2:end], owner)
+        return [cs[0], *cs[end + 1:]]
+
+    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
+        """The items of one entity written out (``structure.Structure``)."""
 
     def _singletons(self) -> None:
         """"Clients retain the firm", "borrow games from the shelf": a thing only ever named as *the* one, never
@@ -280,6 +303,9 @@ class ReaderBase:
             return name
         if head in dm.CALENDAR or head in dm.AMOUNTS:
             return None  # "most Sundays", "litres of milk"
+        spec = dm.FIELDS.get(head)
+        if spec is not None and spec.type in ("date", "datetime") and head not in self.things:
+            return None  # "a work party is on one date": a moment is a field of the record, never a table
         if (head in dm.THE_BUSINESS and {"the", "our", "my"} & set(np.det) or head in self.business
                 or head in TEMPORAL and len(ws) == 1 or {"my", "our"} & set(np.det) and (dm.is_person(head) or head in dm.FAMILY)) \
                 and not np.plural and name not in self.vocab:
@@ -410,7 +436,7 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 continue
             placed = listing or k + 1 < len(cs) and cs[k + 1].kind in ("VERB", "HAVE", "AUX", "MODAL") \
                 or k > 0 and cs[k - 1].kind in ("VERB", "HAVE") \
-                or k == 0 and len(cs) > 2 and cs[1].text == ":" \
+                or k == 0 and (len(cs) > 2 and cs[1].text == ":" or len(cs) == 1) \
                 or k > 1 and cs[k - 1].text in ("at", "in", "into", "through") and any(  # "Fields: name, acreage"
                     x.kind in ("VERB", "AUX") for x in cs[:k - 1])  # "games are played at fields"
             finite = k + 1 < len(cs) and (cs[k + 1].kind in ("MODAL", "AUX", "HAVE")  # not "the hours spent"
@@ -422,6 +448,9 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                 continue
             if not placed or head not in dm.NON_ENTITIES:
                 continue
+            if len(cs) == 1 and len(c.words) == 1:
+                out.add(head)  # "• couples": a list item that is only a plural names its thing
+                continue
             modifier = singular(c.words[-2]) if len(c.words) >= 2 else ""
             if modifier.isalpha() and modifier not in dm.NON_ENTITIES | dm.APP_WORDS | dm.MASS_NOUNS:
                 out.add(f"{modifier}_{head}")
@@ -431,11 +460,24 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
 
 
 # "1) Accounts — the cafés, delis and hotels we bake for": a list item's name and a gloss after a dash
-_GLOSS = re.compile(r"^(\s*(?:\d+[.)]|[-*\u2022+])?\s*[A-Za-z][\w']*(?:\s+[\w']+){0,2})\s+[\u2014\u2013]\s+.*$", re.S)
+_GLOSS = re.compile(r"^(\s*(?:\d+[.)]|[-*\u2022+])?\s*[A-Za-z][\w']*(?:\s+[\w']+){0,2})\s+[\u2014\u2013]\s+(.*)$", re.S)
+
+
+def _gloss(m: re.Match[str]) -> str:
+    """The gloss after a list item's dash is dropped ("Accounts — the cafés and delis we bake for": examples),
+    unless it spells the record out as what it joins ("Shifts — one lifeguard in one tower"), which reads
+    as the item's fields: "Shifts: one lifeguard, one tower"."""
+    if re.match(r"(?i)one\s", m.group(2)):
+        fields = re.sub(r"(?i)\s+(?:in|at|on|for|with|by|from|to|of)\s+(?=one\s)", ", ", m.group(2))
+        return f"{m.group(1)}: {fields}"
+    return m.group(1)
 
 
 # "Finds — pottery sherds, bone, coins — are bagged by context": an aside between two dashes
 _ASIDE = re.compile(r"\s[\u2014\u2013]\s[^\u2014\u2013\n]{1,80}?\s[\u2014\u2013]\s")
+
+
+_META_TITLES = frozenset("records entities tables objects models collections resources types things nouns".split())
 
 
 _DASH = re.compile(r"\s[\u2014\u2013]\s")
