@@ -333,6 +333,20 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
      {("Kennel", M2O, "Record"), ("Hound", M2O, "Record")}),
     # a verb's form after an article is a noun ("a sponsor runs ...")
     (["A sponsor runs one or more regattas."], {("Regatta", M2O, "Sponsor")}, set()),
+    # "one <person> per X": X has its person, the person is no child of X
+    (["Removals: jobs, porters. Porters carry the boxes, one porter per job."], {("Job", M2O, "Porter")},
+     {("Porter", M2O, "Job")}),
+    # a sum is made of things that exist on their own: "many" of them is many each way
+    (["smoothie bar. fruits w/ origin. bowls. smoothie = one bowl + many fruits."],
+     {("Smoothie", M2O, "Bowl"), ("Fruit", M2M, "Smoothie")}, {("Fruit", M2O, "Smoothie")}),
+    # "one of a few X", "up to N X", "is a member of one X"
+    (["each rally is at one of a few circuits"], {("Rally", M2O, "Circuit")}, set()),
+    (["Regattas, sailors. A regatta may be entered by up to forty sailors."], {("Regatta", M2M, "Sailor")}, set()),
+    (["Lodges, masons. Every mason is a member of one lodge."], {("Mason", M2O, "Lodge")},
+     {("Lodge", M2O, "Mason")}),
+    # both sides of one link in one message: "each X is on one Y; a Y covers many Xs" is one-to-many
+    (["Farms, schemes. Each farm is on one scheme (rate); a scheme can cover many farms."],
+     {("Farm", M2O, "Scheme")}, {("Farm", M2M, "Scheme"), ("Scheme", M2M, "Farm")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))

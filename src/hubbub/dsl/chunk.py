@@ -34,6 +34,9 @@ _PHRASES = [
     (r"\bto-?do\b", "todo"),
     (r"\blet's|let us\b", "let"),
     (r"\bI'd like|I would like|I'd love|we'd like|we would like\b", "want"),
+    # "every ringer is a member of one tower": a member or a part of one thing belongs to it
+    (r"\b(is|are) (a|an) (member|branch|division|subdivision|section) of (?=(one|a|an|the|its|their|each)\b)",
+     "belongs to "),
     (r"\bpart of\b", "in"),
     (r"\b(i've|ive)\b", "i have"),
     (r"\b(i'm|im)\b", "i am"),
@@ -41,12 +44,18 @@ _PHRASES = [
     (r"\b(dont)\b", "don't"),
     (r"\bin advance\b", ""),
     (r"\bmore than one\b", "several"),
+    # "each heat has up to 4 pilots", "a crew of at least two": a bound on a number is many
+    (r"\b(up to|at least|at most|no more than|a maximum of|a minimum of|a max of) (\d+|two|three|four|five|six|"
+     r"seven|eight|nine|ten|eleven|twelve|[a-z]+teen|[a-z]+ty(?:-[a-z]+)?|a hundred|a dozen|several|many)\b"
+     r"(?!\s+(?:people|persons)\b)", "many"),  # (not "carries up to twelve people": a capacity)
     (r",?\s*(each|all|some|both|one|many|most) of (which|whom)\b", r", \2"),
     (r"\b(theres|there's|there is|there are)\b", "we have"),
     (r"\s+right\s+(?=(and|so|but)\b)", " "),
     (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),
     (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
-    (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those)\b", r"\1"),
+    (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those|many|several)\b", r"\1"),
+    (r"\bw/o\b", "without"),  # "ingredients w/ allergens"
+    (r"\bw/(?=\s)", "with"),
     (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),
     (r"\b(turns?|hands?|turning|handing) in\b", "submit"),
     (r"\b(puts?|putting) up\b", "list"),

@@ -73,7 +73,7 @@ class Clauses(Predicates):
                 owner = None  # "Kayak rental: kayaks, customers, rentals": a title and its entities
             if owner:  # "drill logs: which athlete, which drill": the record, spelled out
                 self._entity(owner)
-                self._spelled_out(cs[2:], owner)
+                self._spelled_out(cs[2:], owner, composed=cs[1].text == "=")
                 return
         start = self._intro(cs, first)
         if start == 0:
@@ -91,7 +91,7 @@ class Clauses(Predicates):
                     owner = None
                 if owner:  # "feedings: which animal, what food", "a score = judge + project + points"
                     self._entity(owner)
-                    self._spelled_out(cs[i + 1:], owner)
+                    self._spelled_out(cs[i + 1:], owner, composed=c.text == "=")
                     self.consumed |= set(range(i - 1, len(cs)))
                     break
             if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
@@ -392,6 +392,8 @@ class Clauses(Predicates):
                 takes_part = dm.is_event(owner) and dm.is_person(target)  # "a booking can include several players"
                 # "shifts are staffed by nurses" then "a shift can have more than one nurse": many each way
                 takes_part = takes_part or np.explicit_many and mg.child_of(self.dsl, owner, target)
+                # "flavour = one base + many ingredients": a sum is made of things that exist on their own
+                takes_part = takes_part or self.composed and target in self.dsl.entities
                 if head in dm.LABELS or head in dm.MEMBERS or pair in dm.MANY_TO_MANY or shared or takes_part:  # shared: "orders contain dishes" of restaurants
                     self._link(owner, target, "many-to-many")
                 else:
@@ -400,6 +402,8 @@ class Clauses(Predicates):
                 self._link(target, owner, "many-to-one")
             else:  # "each post has an author"; "only one customer" replaces what was said before
                 self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
+                if np.det == ["one"]:
+                    self.one_of.add((owner, target))
             return
         phrase = " ".join([m for m in np.mods if m not in FLAGS] + np.words)
         phrase = re.sub(r"\bflag$", "", phrase).strip() or phrase
@@ -469,6 +473,8 @@ class Clauses(Predicates):
                 role = modifier_name(left, a)
                 if kb and any(" ".join(words(a)) in slot for slot in kb.parents):
                     self._link(b, a, "many-to-one")  # "pets in appointments": the appointment has the pet
+                elif cs[k].text == "per" and not left.plural and dm.is_person(a) and not dm.is_person(b):
+                    self._link(b, a, "many-to-one")  # "one driver per order": the order has its driver
                 elif role and not left.plural and cs[k].text == "of" and dm.is_event(b) and not dm.is_event(a):
                     self._link(b, a, "many-to-one", role)  # "the start station of each ride": the ride's
                 else:

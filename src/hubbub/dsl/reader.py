@@ -63,6 +63,8 @@ class ReaderBase:
         self.sents: list[list[Chunk]] = []  # the message's sentences, chunked
         self.current: list[Chunk] = []  # the sentence being read
         self.read_as_one = False  # the sentence's prepositions were read with its predicate ("is one X at one Y")
+        self.composed = False  # the record being spelled out is written as a sum ("flavour = base + ingredients")
+        self.one_of: set[tuple[str, str]] = set()  # (child, parent) this message linked by "one" ("is on one tariff")
         self.listed = False  # the message is a list from its first line
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
@@ -107,6 +109,8 @@ class ReaderBase:
 
     def _link(self, source: str, target: str, type_: str, name: str | None = None, how: str = "stated",
               required: bool = True, replace: bool = False) -> None:
+        if type_ == "many-to-many" and {(source, target), (target, source)} & self.one_of and how == "stated":
+            return  # "each site is on one tariff; a tariff applies to many sites": the many is the one's other side
         self._entity(source, how)
         self._entity(target, how)
         if how == "stated":
@@ -134,6 +138,7 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
+        self.one_of = set()
         self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
         texts = [part for t in sentences(_ASIDE.sub(" ", text))[:300]
@@ -201,7 +206,7 @@ class ReaderBase:
             self._spelled_out(cs[2:end], owner)
         return [cs[0], *cs[end + 1:]]
 
-    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
+    def _spelled_out(self, rest: list[Chunk], owner: str, composed: bool = False) -> None:
         """The items of one entity written out (``structure.Structure``)."""
 
     def _singletons(self) -> None:

@@ -44,14 +44,14 @@ def each_other(cs: list[Chunk], i: int) -> bool:
 class Structure(ReaderBase):
     """Rules over the model and the message's sentences (``self.sents``) after its patterns ran."""
 
-    def _spelled_out(self, rest: list[Chunk], owner: str) -> None:
+    def _spelled_out(self, rest: list[Chunk], owner: str, composed: bool = False) -> None:
         """The items of one entity written out after ``:`` or ``=``: fields, or links where they name one."""
         items = [c for c in rest if not (c.kind in ("REL", "PRON") and c.text in ("which", "what", "whose", "how"))]
-        consumed, self.consumed = self.consumed, set()
+        consumed, self.consumed, self.composed = self.consumed, set(), composed
         try:
             self._items(items, 0, [owner], False)
         finally:
-            self.consumed = consumed
+            self.consumed, self.composed = consumed, False
 
     def _schema_line(self, cs: list[Chunk]) -> bool:
         """A line written like a schema: "Player (name, number) -> Team", "Goal -> Match, Player, minute",
