@@ -362,6 +362,13 @@ def test_fourth_round_shapes(turns, expected, absent):
     (["• riders\n• couples\n• marks: one rider, one couple\n• pours"], {"Rider", "Couple", "Mark", "Pour"}, set()),
     (["A crate goes back to the depot."], {"Crate"}, {"Back"}),
     (["Breeders (kennels, catteries) are listed on cards."], {"Breeder"}, {"Kennel", "Cattery"}),
+    # what "shall be stored for each X" is X's data; "the number of Ys" is a count, not Ys
+    (["Lanes, pools. Depth and lane width shall be stored for each lane."], {"Lane"}, {"Depth", "Width"}),
+    (["Kilns: name, number of shelves. Firings: one kiln, date."], {"Kiln", "Firing"}, {"Shelf", "Count"}),
+    (["Each shed shall have a code and opening dates; the number of hooks shall be stored per shed."], {"Shed"},
+     {"Date", "Count", "Hook"}),
+    (["Patients, falls. Falls are reported against a patient, together with their severity and time."],
+     {"Patient", "Fall"}, {"Severity"}),
 ])
 def test_fourth_round_entities(turns, entities, not_entities):
     got = set(run(*turns).entities)

@@ -25,6 +25,7 @@ _PHRASES = [
     (r"\bkeeping track of\b", "tracking"),
     (r"\bkeep track of\b", "track"),
     (r"\b(gets?|getting) rid of\b", "drop"),
+    (r"\b(?:along with|together with) (their|its|his|her)\b", r"with \1"),  # "..., together with their severity"
     (r"\b(as well as|along with|together with)\b", "and"),
     (r"\b(such as|for example|e\.g\.|including)\b", "like"),
     (r"\b(instead of|rather than)\b", "instead"),
@@ -276,7 +277,27 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
                 and not (toks[i - 1] == "each" and i > 1 and toks[i - 2] == "," and i + 1 < len(toks)
                          and (tags[i + 1] == "PREP" or toks[i + 1] in ("up", "out", "off"))):
             tags[i] = "NOUN"  # (not "routes, each *run* by one bus")
-    return _group(toks, tags)
+    return _counts(_group(toks, tags))
+
+
+_COUNT_WORDS = frozenset("number count amount quantity total".split())
+
+
+def _counts(cs: list[Chunk]) -> list[Chunk]:
+    """"the number of arrows": one number on the record, an ``arrow count`` field, not arrows."""
+    out: list[Chunk] = []
+    k = 0
+    while k < len(cs):
+        c = cs[k]
+        if c.kind == "NP" and c.words and c.words[-1] in _COUNT_WORDS and len(c.words) == 1 and k + 2 < len(cs) \
+                and cs[k + 1].text == "of" and cs[k + 2].kind == "NP" and cs[k + 2].plural:
+            counted = [*cs[k + 2].words[:-1], singular(cs[k + 2].words[-1]), "count"]
+            out.append(Chunk("NP", " ".join(counted), counted, c.mods, c.det))
+            k += 3
+            continue
+        out.append(c)
+        k += 1
+    return out
 
 
 def _verbs_by_position(toks: list[str], tags: list[str]) -> None:

@@ -195,14 +195,14 @@ FIELDS: dict[str, FieldSpec] = {
     **_specs("metadata settings preferences attributes config configuration payload options extra specs", "json"),
     **_specs(
         "status state stage priority role type kind category gender size visibility difficulty level "
-        "frequency tier condition mood plan_type payment_method",
+        "frequency tier condition mood plan_type payment_method severity",
         "enum",
     ),
 }
 _ENUM_REQUIRED = _set("status state stage priority role")
 PLURAL_FIELDS = _set(
     "sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
-    "notes instructions details settings preferences specs requirements directions units lyrics dates"
+    "notes instructions details settings preferences specs requirements directions units lyrics dates distances dimensions"
 )
 
 ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
@@ -225,6 +225,7 @@ ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
     "state": {"": ["active", "inactive"]},
     "stage": {"deal": ["lead", "qualified", "proposal", "won", "lost"], "": ["new", "in_progress", "done"]},
     "priority": {"": ["low", "medium", "high"]},
+    "severity": {"": ["low", "medium", "high"]},
     "role": {"": ["admin", "member"], "user": ["admin", "user"]},
     "gender": {"": ["female", "male", "other"]},
     "visibility": {"": ["public", "private"]},

@@ -247,6 +247,13 @@ class Predicates(ReaderBase):
                     if measure(np) and target not in self.dsl.entities and target not in self.vocab \
                             and not np.plural:
                         continue  # "collected ... on a given date": a value, not a thing
+                    if base in RECORD_VERBS and prep in ("for", "per", "on", "against") and name != target \
+                            and name not in self.dsl.entities and name not in self.vocab and name not in self.actors \
+                            and not any(c.det not in ([], ["the"]) or c.plural  # (not "one result is")
+                                        for c in cs[:n] if c.kind == "NP"):
+                        # "par and stroke index shall be stored for each hole": what is kept for a thing is its data
+                        self._add_field(target, " ".join(words(name)), [], set())
+                        continue
                     if divide and prep == "into":  # the parts belong to the whole
                         self._link(target, name, "many-to-one")
                         continue

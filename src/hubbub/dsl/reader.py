@@ -306,8 +306,8 @@ class ReaderBase:
         name = pascal(head)
         if name in self.dsl.entities:
             return name
-        if head in dm.CALENDAR or head in dm.AMOUNTS:
-            return None  # "most Sundays", "litres of milk"
+        if head in dm.CALENDAR or head in dm.AMOUNTS or head == "count" and len(ws) > 1:
+            return None  # "most Sundays", "litres of milk", "the number of bunks" (a "bunk count")
         spec = dm.FIELDS.get(head)
         if spec is not None and spec.type in ("date", "datetime") and head not in self.things:
             return None  # "a work party is on one date": a moment is a field of the record, never a table
@@ -447,6 +447,7 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
             finite = k + 1 < len(cs) and (cs[k + 1].kind in ("MODAL", "AUX", "HAVE")  # not "the hours spent"
                                           or cs[k + 1].kind == "VERB" and cs[k + 1].text == cs[k + 1].base)
             if c.words[-1] in dm.PLURAL_FIELDS and (k > 0 and cs[k - 1].kind == "VERB" and not finite
+                                                    and not cs[k - 1].text.endswith("ing")  # not "opening dates"
                                                     and not (k + 1 < len(cs) and cs[k + 1].kind == "VERB")
                                                     or finite or head in singles):
                 out.add(head)  # "artists perform sets", "sections have seats" + "a seat": not a count
