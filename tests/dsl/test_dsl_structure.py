@@ -347,6 +347,13 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     # both sides of one link in one message: "each X is on one Y; a Y covers many Xs" is one-to-many
     (["Farms, schemes. Each farm is on one scheme (rate); a scheme can cover many farms."],
      {("Farm", M2O, "Scheme")}, {("Farm", M2M, "Scheme"), ("Scheme", M2M, "Farm")}),
+    # a "one" said in the same message wins over a plural's many-to-many; a clause with no "that" after
+    # the subject ("every frame we buy"); a meta word as a clause's subject is data
+    (["Bikes, parts, shops. We buy parts from a handful of shops; every part we fit is for one bike and comes "
+      "from one shop."], {("Part", M2O, "Bike"), ("Part", M2O, "Shop")}, {("Part", M2M, "Shop"), ("Shop", M2M, "Part")}),
+    # "the X record lists ...": one X cannot "record"; "is rung": irregular forms are verbs
+    (["Chimes, players. A chime is rung at one tower. The chime record lists the players."],
+     {("Chime", M2O, "Tower")}, set()),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))
@@ -369,6 +376,11 @@ def test_fourth_round_shapes(turns, expected, absent):
      {"Date", "Count", "Hook"}),
     (["Patients, falls. Falls are reported against a patient, together with their severity and time."],
      {"Patient", "Fall"}, {"Severity"}),
+    # where "we" are is the setting, not a table; a verb's base form inside a noun compound
+    (["I volunteer at a wildfowl rescue centre. Each swan is kept in one of our ponds."], {"Swan", "Pond"},
+     {"Centre", "Wildfowl", "WildfowlRescueCentre", "Rescue"}),
+    (["We run canoe trips from a little riverside hut. Trips have paddlers."], {"Trip", "Paddler"}, {"Hut"}),
+    (["We need a record for every hive: queen age, colour and who looks after it."], {"Hive"}, {"Record"}),
 ])
 def test_fourth_round_entities(turns, entities, not_entities):
     got = set(run(*turns).entities)

@@ -18,7 +18,8 @@ from hubbub.dsl.text import is_plural, singular, tokens
 # Multi-word expressions, rewritten before tagging.
 _PHRASES = [
     (r"\b(a lot of|lots of|a number of|a list of|one or more|zero or more|any number of|a bunch of|"
-     r"a set of|a few|a couple of|a collection of|plenty of|an arbitrary number of)\b", "many"),
+     r"a set of|a few|a couple of|a collection of|plenty of|an arbitrary number of|a range of|a variety of|"
+     r"a selection of|a ring of|a fleet of|a herd of|a flock of|a pack of|a handful of)\b", "many"),
     (r"\b(at most one|only one|exactly one|just one|a single|one single)\b", "one"),
     (r"\b(takes|take|taking|took) place\b", "happens"),
     (r"\bkeeps track of\b", "tracks"),  # "I need to keep track of guests": the verb keeps its form
@@ -177,6 +178,9 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
     if prev == "NOUN":
         if j > 0 and tags[j - 1] in ("VERB", "HAVE", "PREP") and not object_next:
             return "NOUN"  # "need maintenance records": the noun before is an object, this word extends it
+        if j > 0 and toks[j - 1] in ("a", "an", "the", "each", "every") and not is_plural(toks[j]) \
+                and not plural_form and lx.verb_base(w) in (w, None) and nxt in ("NOUN", "AMB", "VERB"):
+            return "NOUN"  # "the peal record lists the ringers": one peal cannot "record", the record lists
         subject_plural = is_plural(toks[j])
         if object_next or (nxt == "PREP" and subject_plural != plural_form):
             return "VERB"
@@ -211,6 +215,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
             and (len(toks) == 1 or toks[1] in (":", "=", "(")):
         tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
+    for i in range(2, len(toks) - 1):  # "a wildlife rescue centre": a verb's base form inside a noun compound
+        if tags[i] == "VERB" and tags[i - 1] == "NOUN" and tags[i + 1] == "NOUN" and not is_plural(toks[i - 1]) \
+                and lx.verb_base(toks[i]) == toks[i] and toks[i - 2] in ("a", "an", "the", "each", "every", "our", "my"):
+            tags[i] = "NOUN"
     for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour": after an article a verb's form is a noun
         if tags[i] == "VERB" and toks[i - 1] in ("a", "an", "the", "each", "every", "another") \
                 and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \

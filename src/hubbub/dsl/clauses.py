@@ -403,7 +403,7 @@ class Clauses(Predicates):
             else:  # "each post has an author"; "only one customer" replaces what was said before
                 self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
                 if np.det == ["one"]:
-                    self.one_of.add((owner, target))
+                    self._one(owner, target)
             return
         phrase = " ".join([m for m in np.mods if m not in FLAGS] + np.words)
         phrase = re.sub(r"\bflag$", "", phrase).strip() or phrase
@@ -463,7 +463,8 @@ class Clauses(Predicates):
                 if a:
                     self._entity(a)
             if b and a is None and cs[k].text in ("for", "per") and {"each", "every"} & set(right.det) \
-                    and not left.plural and left.det and left.head not in dm.FIELDS:
+                    and not left.plural and left.det and left.head not in dm.FIELDS \
+                    and left.words != ["record"] and left.words != ["entry"]:  # "a record for every animal": the animal
                 a = self._name(left)  # "a repair ticket for each bike": one record per bike
                 if a:
                     self._entity(a)

@@ -109,7 +109,8 @@ VERBS = _set(
     "catalog catalogue act attempt bet bite cause control crash cut damage dance delay demand doubt dream "
     "dress experience fall fight focus force grade grant guard guide heat highlight increase issue lead "
     "load limit paint pass permit progress race request research result reward risk shop ski smile switch "
-    "talk taste tour upgrade wish score break file catalog base care"
+    "talk taste tour upgrade wish score break file catalog base care ring sew sow weave spin sweep slide sting "
+    "swing shrink lay churn"
 )
 # Words that are nouns as often as verbs in app descriptions.
 AMBIGUOUS = _set(
@@ -129,7 +130,7 @@ AMBIGUOUS = _set(
     "act attempt bet bite cause control crash cut damage dance delay demand doubt dream dress experience "
     "fall fight focus force grade grant guard guide heat highlight increase issue lead load limit paint "
     "pass permit progress race request research result reward risk shop ski smile switch talk taste tour "
-    "upgrade wish score break file catalog base care"
+    "upgrade wish score break file catalog base care ring spin slide sting swing"
 )
 IRREGULAR_FORMS = {
     "favourite": "favorite", "favourites": "favorite", "favourited": "favorite", "favouriting": "favorite",
@@ -157,7 +158,9 @@ IRREGULAR_FORMS = {
     "shaken": "shake", "shone": "shine", "stuck": "stick", "swore": "swear", "sworn": "swear",
     "tore": "tear", "torn": "tear", "undertook": "undertake", "undertaken": "undertake", "withdrew": "withdraw",
     "withdrawn": "withdraw", "oversaw": "oversee", "overseen": "oversee", "forbade": "forbid",
-    "forbidden": "forbid", "forgave": "forgive", "forgiven": "forgive",
+    "forbidden": "forbid", "forgave": "forgive", "forgiven": "forgive", "rang": "ring", "rung": "ring",
+    "sewn": "sew", "sown": "sow", "wove": "weave", "woven": "weave", "spun": "spin", "swept": "sweep",
+    "slid": "slide", "stung": "sting", "swung": "swing", "shrank": "shrink", "shrunk": "shrink", "laid": "lay",
 }
 
 

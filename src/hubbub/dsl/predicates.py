@@ -320,7 +320,7 @@ class Predicates(ReaderBase):
                 self._link(name, target, "many-to-many" if np.explicit_many or member else "many-to-one",
                            modifier_name(np, target), required=not optional)
                 if np.det == ["one"]:
-                    self.one_of.add((name, target))
+                    self._one(name, target)
 
     def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool, joins: bool = False) -> None:
         objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]

@@ -65,6 +65,7 @@ class ReaderBase:
         self.read_as_one = False  # the sentence's prepositions were read with its predicate ("is one X at one Y")
         self.composed = False  # the record being spelled out is written as a sum ("flavour = base + ingredients")
         self.one_of: set[tuple[str, str]] = set()  # (child, parent) this message linked by "one" ("is on one tariff")
+        self.many_made: set[frozenset[str]] = set()  # pairs this message linked many-to-many
         self.listed = False  # the message is a list from its first line
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
@@ -118,11 +119,23 @@ class ReaderBase:
         if replace:
             mg.drop_relationships(self.dsl, source, target, name)
         if mg.add_relationship(self.dsl, source, target, type_, name):
+            if type_ == "many-to-many":
+                self.many_made.add(frozenset((source, target)))
             rel = self.dsl.relationships[-1]
             self._mark(mg.rel_key(rel), how)
             if rel.type in ("many-to-one", "one-to-one"):
                 spec = Field("uuid", required=required, unique=rel.type == "one-to-one")
                 mg.set_field(self.dsl, rel.source, mg.fk_name(rel), spec, override=not required)
+
+    def _one(self, child: str, parent: str) -> None:
+        """``child`` was said to have *one* ``parent`` ("every part comes from one supplier"): a many-to-many
+        this message made of the pair from a plural ("we buy parts from many suppliers") gives way to it."""
+        self.one_of.add((child, parent))
+        if frozenset((child, parent)) in self.many_made and mg.linked(self.dsl, child, parent, "many-to-one"):
+            for rel in [r for r in self.dsl.relationships if r.type == "many-to-many"
+                        and {r.source, r.target} == {child, parent}]:
+                self.dsl.relationships.remove(rel)  # (a many-to-many has no key field to drop with it)
+                self.prov.pop(mg.rel_key(rel), None)
 
     def _supersede(self, names: set[str]) -> None:
         """A guessed parent (``structure._orphans``) gives way once the user says how its entity is linked."""
@@ -138,7 +151,7 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
-        self.one_of = set()
+        self.one_of, self.many_made = set(), set()
         self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
         texts = [part for t in sentences(_ASIDE.sub(" ", text))[:300]
@@ -147,7 +160,7 @@ class ReaderBase:
         compounds = self.compounds = _compounds(sents)
         if compounds:  # again, keeping the two-word names this message uses together ("repair orders")
             sents = [chunk(s, compounds) for s in texts]
-        sents = [part for cs in sents for part in _run_ons(cs)]
+        sents = [_subject_clause(part) for cs in sents for part in _run_ons(cs)]
         # "Records: dentists, cases, technicians": the words for the model's own parts title a list of entities
         sents = [cs[2:] if len(cs) > 3 and cs[0].kind == "NP" and cs[0].plural and cs[0].words[-1] in _META_TITLES
                  and cs[1].text == ":" and cs[2].kind == "NP" and cs[2].plural else cs for cs in sents]
@@ -212,20 +225,23 @@ class ReaderBase:
     def _singletons(self) -> None:
         """"Clients retain the firm", "borrow games from the shelf": a thing only ever named as *the* one, never
         the subject of a clause, with nothing stored about it, is the app's setting, not a table of it."""
-        mentions: dict[str, list[tuple[Chunk, Chunk | None]]] = {}
+        mentions: dict[str, list[tuple[Chunk, Chunk | None, bool]]] = {}
         for cs in self.sents:
+            ours = bool(cs) and (cs[0].kind == "PRON" and cs[0].text in ("we", "i", "we're", "i'm")
+                                 or cs[0].kind == "NP" and {"our", "my"} & set(cs[0].det))
             for k, c in enumerate(cs):
                 name = self._name(c) if c.kind == "NP" else None
-                if name:
-                    mentions.setdefault(name, []).append((c, cs[k + 1] if k + 1 < len(cs) else None))
+                if name:  # (where "we" are: "I volunteer at a rescue centre", "we run tours from a beach shop")
+                    where = ours and k > 1 and cs[k - 1].text in ("at", "in", "from", "on") and c.det in (["a"], ["an"])
+                    mentions.setdefault(name, []).append((c, cs[k + 1] if k + 1 < len(cs) else None, where))
         for name in list(self.created):
             said = mentions.get(name)
             if not said or name not in self.dsl.entities or dm.is_person(name) or mg.attribute_fields(self.dsl, name):
                 continue
-            if all(c.det == ["the"] and not c.plural and not c.mods and len(c.words) == 1
+            if all((c.det == ["the"] and not c.mods and len(c.words) == 1 or where) and not c.plural
                    and not (nxt and (nxt.kind in ("HAVE", "MODAL", "AUX", "VERB", "PRON", "REL")  # a subject, a clause
                                      or nxt.text in ("with", ":", "=")))
-                   for c, nxt in said):
+                   for c, nxt, where in said):
                 mg.drop_entity(self.dsl, name)
                 self.created.discard(name)
 
@@ -433,6 +449,10 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
                     and k + 1 < len(cs) and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
                 out.add(c.head)  # after the app was named: "a site contains buildings" is data
                 continue
+            if c.kind == "NP" and not c.plural and c.head in dm.SOFT_NON_ENTITIES and {"each", "every"} & set(c.det) \
+                    and k + 1 < len(cs) and cs[k + 1].kind in ("AUX", "VERB", "HAVE", "MODAL"):
+                out.add(c.head)  # "every part is for one car": a meta word as the subject of a clause is data
+                continue
             if c.kind != "NP" or not c.plural:
                 continue
             head = c.head
@@ -504,6 +524,17 @@ def _run_ons(cs: list[Chunk]) -> list[list[Chunk]]:
         start = k
     out.append(cs[start:])
     return [part for part in out if part]
+
+
+def _subject_clause(cs: list[Chunk]) -> list[Chunk]:
+    """"every part *we buy* is for one car": a clause with no "that" after the subject, taken out so that
+    the subject meets its verb."""
+    for k in range(len(cs) - 3):
+        if cs[k].kind == "NP" and {"each", "every", "any", "all"} & set(cs[k].det) and cs[k + 1].kind == "PRON" \
+                and cs[k + 1].text in ("we", "i", "you", "they") and cs[k + 2].kind == "VERB" \
+                and cs[k + 3].kind in ("AUX", "VERB", "HAVE", "MODAL"):
+            return [*cs[:k + 1], *cs[k + 3:]]
+    return cs
 
 
 def is_when(cs: list[Chunk], c: Chunk) -> bool:
