@@ -56,6 +56,7 @@ _PHRASES = [
     (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),
     (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
     (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those|many|several)\b", r"\1"),
+    (r"\b(one) of (two|three|four|five|six|seven|eight|nine|ten|twelve|\d+)\b", r"\1"),  # "one of eight rounds"
     (r"\bw/o\b", "without"),  # "ingredients w/ allergens"
     (r"\bw/(?=\s)", "with"),
     (r"\b(for sale|for auction|for rent|up for auction|up for sale)\b", ""),

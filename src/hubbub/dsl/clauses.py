@@ -94,6 +94,15 @@ class Clauses(Predicates):
                     self._spelled_out(cs[i + 1:], owner, composed=c.text == "=")
                     self.consumed |= set(range(i - 1, len(cs)))
                     break
+            if c.kind == "NP" and c.plural and i + 4 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
+                    and cs[i + 3].text in ("on", "in", "at", "from", "under", "within") and cs[i + 4].kind == "NP" \
+                    and {"one", "a", "an"} & set(cs[i + 4].det):
+                owner, target = self._known(c) or self._name(c), self._known(cs[i + 4]) or self._name(cs[i + 4])
+                if owner and target and owner != target:  # "300 customers, each on one of eight rounds"
+                    self._link(owner, target, "many-to-one")
+                    self.consumed |= set(range(i, i + 5))
+                    i += 5
+                    continue
             if c.kind == "NP" and c.plural and i + 3 < len(cs) and cs[i + 1].text == "," and cs[i + 2].text == "each" \
                     and (cs[i + 3].kind == "VERB" or cs[i + 3].text == "with"):
                 owner = self._known(c) or self._name(c)

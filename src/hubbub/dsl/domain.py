@@ -53,7 +53,7 @@ NON_ENTITIES = _set(
     "weekend morning evening night sign_ look dollar dollars euro euros cent cents star_ stars_ "
     "instance instances purpose goal goals money history "
     "handful once afterward afterwards advance initial initials spreadsheet whiteboard binder mess "
-    "paper_ while bunch couple dozen"
+    "paper_ while bunch dozen range span"
 )
 # Amounts of a substance: "litres of milk", "how many kilos" are a number, never an entity.
 AMOUNTS = _set("litre liter kilo kilogram kilogramme kg gram gramme tonne ton pound ounce ml millilitre milliliter "

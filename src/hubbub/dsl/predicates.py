@@ -157,6 +157,10 @@ class Predicates(ReaderBase):
         if base in RECORD_VERBS and n + 1 < len(cs) and cs[n].text in ("which", "what") and cs[n + 1].kind == "NP":
             n += 1  # "we track which requirements each scout has completed"
         nps, end = self._np_list(cs, n)
+        if nps and all(np.head in dm.NON_ENTITIES and self._name(np) is None for np in nps) and end + 1 < len(cs) \
+                and cs[end].text in ("on", "at", "for", "in", "with") and cs[end + 1].kind == "NP" \
+                and self._known(cs[end + 1]):  # "researchers book time on the instruments": the act is on them
+            nps, end = self._np_list(cs, end + 1)
         of_other = end + 1 < len(cs) and cs[end].text in ("for", "of", "per") and (cs[end + 1].kind == "NP" or cs[end + 1].text == "that")
         if base in RECORD_VERBS and not negated and not of_other:  # "we record a claim", "store which sponsor paid"
             for np in nps:  # (not "record the yield for that planting": a value of something else)
@@ -203,8 +207,9 @@ class Predicates(ReaderBase):
             stem = base[:-2]
             base = stem[:-1] if len(stem) > 2 and stem[-1] == stem[-2] else stem
         m = n + 1
-        if m + 1 < len(cs) and cs[m].text in ("out", "up", "off", "down") and cs[m + 1].kind == "PREP":
-            m += 1  # "series are put out by a publisher"
+        if m + 1 < len(cs) and cs[m].text in ("out", "up", "off", "down", "in", "back", "over", "away") \
+                and cs[m + 1].kind == "PREP":
+            m += 1  # "series are put out by a publisher", "a case is sent in by one dentist"
         end = m
         if base in dm.PLACE_VERBS and m < len(cs) and cs[m].kind == "NP" and subject:
             nps, end = self._np_list(cs, m)  # "users are assigned issues": each issue gets a user
@@ -334,6 +339,9 @@ class Predicates(ReaderBase):
         for cand in dm.TRANSACTIONS.get(base, ()):
             if pascal(cand) in known:
                 assoc = pascal(cand)
+        if assoc is None:  # "researchers book time on instruments" + "a booking is for one instrument"
+            named = {n for cs in self.sents for n in (self._name(c) for c in cs if c.kind == "NP" and c.det) if n}
+            assoc = next((pascal(c) for c in dm.TRANSACTIONS.get(base, ()) if pascal(c) in named), None)
         stem = base[:-1] if base.endswith("e") else base
         nouns = {base, base + "ing", base + "ment", base + "al", stem + "ation", stem + "ion", base + "ation"}
         for name in known:  # "employees request leave" + LeaveRequest; "customers rent cars" + Rental

@@ -20,7 +20,7 @@ MAX_CHARS = 20_000  # per message: descriptions are short; a pasted document is 
 INTRO_VERBS = {"need", "want", "build", "create", "make", "develop", "design", "start", "like", "help"}
 EDIT_ADD = {"add", "include", "put", "give", "attach"}
 EDIT_DROP = {"drop", "remove", "delete", "forget", "skip", "lose"}
-HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", "come"}
+HAVE_VERBS = {"contain", "include", "need", "require", "store", "hold", "keep", "come", "carry"}
 LOCATE_VERBS = {"happen", "work", "live", "sit", "occur", "belong", "reference", "link", "point", "report", "stay", "go"}
 LINK_PREPS = {"of", "for", "per", "in", "into", "on", "to", "under", "within", "inside", "at", "from", "against"}
 FLAGS = {"unique", "optional", "required", "mandatory"}
@@ -154,7 +154,7 @@ class ReaderBase:
         self.one_of, self.many_made = set(), set()
         self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
-        texts = [part for t in sentences(_ASIDE.sub(" ", text))[:300]
+        texts = [part for t in sentences(_ASIDE.sub(" ", _EXAMPLES.sub("", text)))[:300]
                  for part in _DASH.split(_GLOSS.sub(_gloss, t)) if part.strip()]  # a dash ends a clause
         sents = [chunk(s) for s in texts]
         compounds = self.compounds = _compounds(sents)
@@ -445,6 +445,8 @@ def _things(sents: list[list[Chunk]]) -> set[str]:
         listing = False
         for k, c in enumerate(cs):
             listing = listing or c.text == "->" or c.text == ":" and k == 1  # "Cinema: films, screens, ..."
+            listing = listing or k == 0 and len(cs) >= 3 and all(  # "Dentists, cases, shipments."
+                x.kind == "NP" and x.plural or x.text in (",", "and") for x in cs)
             if c.kind == "NP" and index > 0 and c.head in dm.APP_WORDS and {"a", "an", "each", "every"} & set(c.det) \
                     and k + 1 < len(cs) and (cs[k + 1].kind == "HAVE" or cs[k + 1].base in HAVE_VERBS):
                 out.add(c.head)  # after the app was named: "a site contains buildings" is data
@@ -504,6 +506,12 @@ _ASIDE = re.compile(r"\s[\u2014\u2013]\s[^\u2014\u2013\n]{1,80}?\s[\u2014\u2013]
 
 
 _META_TITLES = frozenset("records entities tables objects models collections resources types things nouns".split())
+
+
+# "report a hazard (a fallen tree, a washout) on a segment": examples in parentheses, not the sentence's parts
+# (not a clause: "(a customer may have several)")
+_EXAMPLES = re.compile(r"\s*\((?:a|an|e\.g\.|eg|like|such as|for example|for instance)\s"
+                       r"(?![^()]*\b(?:may|can|is|are|has|have|will|must|should|could|does|do)\b)[^()]*\)", re.I)
 
 
 _DASH = re.compile(r"\s[\u2014\u2013]\s")
