@@ -362,6 +362,12 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     (["Leaks, pipes. Anyone can report a leak (a drip, a burst) on a pipe."], {("Leak", M2O, "Pipe")}, set()),
     (["Readers, routes. She has about 90 readers, each on one of six routes."], {("Reader", M2O, "Route")},
      {("Route", M2O, "Reader")}),
+    # "X's Y" is the Y of X; "for that X" points at X; taking part in several is many each way
+    (["Dives, divers, logs. Each diver's log is kept."], {("Log", M2O, "Diver")}, set()),
+    (["Races, runners. A scorecard shall be handed in by each runner for that race."],
+     {("Scorecard", M2O, "Race"), ("Scorecard", M2O, "Runner")}, set()),
+    (["Teams, tournaments. A team can enter several tournaments."], {("Team", M2M, "Tournament")},
+     {("Tournament", M2O, "Team")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))

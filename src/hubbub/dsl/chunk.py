@@ -200,6 +200,20 @@ def _resolve(i: int, toks: list[str], tags: list[str], compounds: frozenset[str]
     return "NOUN"
 
 
+# "each judge's score for a routine": the score *of* a judge
+_POSSESSIVE = re.compile(r"\b([A-Za-z]+)'s\s+((?:own\s+)?[A-Za-z]+)\b")
+_NOT_POSSESSORS = frozenset("it that what there here let who he she everyone someone anyone today tonight tomorrow "
+                            "yesterday one nobody everybody somebody".split())
+
+
+def _of(m: re.Match[str]) -> str:
+    owner, thing = m.group(1), m.group(2)
+    if owner.lower() in _NOT_POSSESSORS or owner.lower() in TEMPORAL or lx.verb_base(thing.lower()) \
+            and thing.lower() not in lx.AMBIGUOUS or thing.lower() in lx.CLOSED:
+        return m.group(0)
+    return f"{thing} of {owner}"
+
+
 def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]:
     """``Each task has a due date`` -> ``NP(task) HAVE NP(due date)``.
 
@@ -207,6 +221,7 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     kept together where they stand again."""
     for pattern, repl in _PHRASES_RE:
         sentence = pattern.sub(repl, sentence)
+    sentence = _POSSESSIVE.sub(_of, sentence)
     toks = tokens(sentence)
     tags = [_tag(t) for t in toks]
     for i in range(len(toks) - 1):  # "retailers place *purchase orders*": a name the text uses is a name here too
@@ -216,6 +231,9 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
             and (len(toks) == 1 or toks[1] in (":", "=", "(")):
         tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
+    for i in range(1, len(toks) - 1):  # "for that tee time": after a preposition "that" points at a thing
+        if toks[i] == "that" and tags[i - 1] == "PREP" and tags[i + 1] in ("NOUN", "AMB", "ADJ"):
+            tags[i] = "DET"
     for i in range(2, len(toks) - 1):  # "a wildlife rescue centre": a verb's base form inside a noun compound
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and tags[i + 1] == "NOUN" and not is_plural(toks[i - 1]) \
                 and lx.verb_base(toks[i]) == toks[i] and toks[i - 2] in ("a", "an", "the", "each", "every", "our", "my"):

@@ -22,6 +22,7 @@ from hubbub.dsl.text import camel, pascal, singular, words
 PARTICLES = frozenset("out up off in down".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
 RECORD_VERBS = frozenset("store record track log keep save".split())
+ENTER_VERBS = frozenset("enter join enroll enrol register subscribe participate compete".split())  # take part in
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
 
@@ -388,6 +389,8 @@ class Predicates(ReaderBase):
                     self._link(s, obj, "many-to-one")  # "a run can follow a saved route", "hikes follow a trail": one each
                 elif base in dm.SYMMETRIC_VERBS and "one" not in np.det:
                     self._link(s, obj, "many-to-many")  # "travelers share trips", "people join groups"
+                elif base in ENTER_VERBS and dm.is_person(s) and (np.plural or np.explicit_many) and obj != s:
+                    self._link(s, obj, "many-to-many")  # "a couple can enter several events": they take part
                 elif dm.is_event(obj) and obj != s and not dm.is_event(s):
                     self._link(obj, s, "many-to-one")  # "clients book appointments": a record of what they did
                 elif base in dm.PICK_VERBS or base in dm.TRANSACTIONS or base in dm.SYMMETRIC_VERBS:
