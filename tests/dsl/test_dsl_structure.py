@@ -368,6 +368,9 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
      {("Scorecard", M2O, "Race"), ("Scorecard", M2O, "Runner")}, set()),
     (["Teams, tournaments. A team can enter several tournaments."], {("Team", M2M, "Tournament")},
      {("Tournament", M2O, "Team")}),
+    # a sum written with prepositions: "a scent in a vessel" is a scent and a vessel
+    (["1) Glazes\n2) Moulds\n3) Pots = a glaze on a mould, with a price"],
+     {("Pot", M2O, "Glaze"), ("Pot", M2O, "Mould")}, set()),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))
@@ -397,6 +400,9 @@ def test_fourth_round_shapes(turns, expected, absent):
     (["We need a record for every hive: queen age, colour and who looks after it."], {"Hive"}, {"Record"}),
     (["Boat hire. Customers hire boats for a date range."], {"Customer", "Boat"}, {"Range", "DateRange"}),
     (["Garages, cases, parts."], {"Garage", "Case", "Part"}, set()),
+    # plurals after an item's colon, named nowhere else, are kinds of it
+    (["1) Boats: dinghies and kayaks, with length and colour\n2) Sailors"], {"Boat", "Sailor"},
+     {"Dinghy", "Kayak"}),
 ])
 def test_fourth_round_entities(turns, entities, not_entities):
     got = set(run(*turns).entities)

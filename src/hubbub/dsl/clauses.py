@@ -69,6 +69,11 @@ class Clauses(Predicates):
         if len(cs) > 2 and cs[0].kind == "NP" and cs[1].text in (":", "=") \
                 and not any(c.kind in ("VERB", "HAVE", "AUX", "MODAL") for c in cs[2:]):
             owner = self._known(cs[0]) or (self._name(cs[0]) if cs[1].text == "=" else None)
+            kinds = self._kinds(cs) if owner else 0
+            if kinds:  # "2) Vessels: jars and tins, with size and unit cost": kinds of the item, then its fields
+                self._entity(owner)
+                self._spelled_out(cs[kinds:], owner)
+                return
             if owner and self._title_list(cs[2:], owner) and cs[1].text == ":":
                 owner = None  # "Kayak rental: kayaks, customers, rentals": a title and its entities
             if owner:  # "drill logs: which athlete, which drill": the record, spelled out
@@ -150,6 +155,20 @@ class Clauses(Predicates):
         else:
             self._link(y, x, "many-to-one")  # "an order has a one-to-many relationship with items"
         return True
+
+    def _kinds(self, cs: list[Chunk]) -> int:
+        """"Vessels: jars and tins, with size": plurals after the colon that the message names
+        nowhere else are kinds of the item (examples), not entities; returns where its fields start (0: none)."""
+        if not cs[0].plural or cs[1].text != ":":
+            return 0
+        nps, end = self._np_list(cs, 2)
+        heads = [singular(c.head) for cs2 in self.sents for c in cs2 if c.kind == "NP"]
+        if not nps or not all(np.plural and heads.count(singular(np.head)) == 1 for np in nps) \
+                or any(self._name(np) in self.dsl.entities for np in nps):
+            return 0
+        while end < len(cs) and cs[end].kind == "PUNCT":
+            end += 1
+        return end if end < len(cs) and cs[end].text == "with" else 0
 
     def _title_list(self, items: list[Chunk], owner: str) -> bool:
         """Items after a colon that are entities, not a record's parts: all plural, or naming the owner."""

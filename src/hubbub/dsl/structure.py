@@ -47,6 +47,10 @@ class Structure(ReaderBase):
     def _spelled_out(self, rest: list[Chunk], owner: str, composed: bool = False) -> None:
         """The items of one entity written out after ``:`` or ``=``: fields, or links where they name one."""
         items = [c for c in rest if not (c.kind in ("REL", "PRON") and c.text in ("which", "what", "whose", "how"))]
+        items = [Chunk("PUNCT", ",", [","]) if c.kind == "PREP" and c.text in ("in", "at", "on", "for", "from", "by")
+                 and 0 < k < len(items) - 1 and items[k - 1].kind == "NP" and items[k + 1].kind == "NP"
+                 and {"a", "an", "one"} & set(items[k - 1].det) and {"a", "an", "one"} & set(items[k + 1].det)
+                 else c for k, c in enumerate(items)]  # "products = a scent in a vessel": a scent, a vessel
         consumed, self.consumed, self.composed = self.consumed, set(), composed
         try:
             self._items(items, 0, [owner], False)
