@@ -371,6 +371,11 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     # a sum written with prepositions: "a scent in a vessel" is a scent and a vessel
     (["1) Glazes\n2) Moulds\n3) Pots = a glaze on a mould, with a price"],
      {("Pot", M2O, "Glaze"), ("Pot", M2O, "Mould")}, set()),
+    # a quantity on each pair is a line of a many-to-many; "goes out on many X" is the other side's many
+    (["Seeds, packets. A shipment lists several seeds with quantities."], {("Seed", M2M, "Shipment")},
+     {("Seed", M2O, "Shipment")}),
+    (["Tents, customers. A rental can include several tents, and a tent goes out on lots of rentals."],
+     {("Rental", M2M, "Tent")}, {("Tent", M2O, "Rental")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))

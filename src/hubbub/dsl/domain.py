@@ -200,10 +200,9 @@ FIELDS: dict[str, FieldSpec] = {
     ),
 }
 _ENUM_REQUIRED = _set("status state stage priority role")
-PLURAL_FIELDS = _set(
-    "sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
-    "notes instructions details settings preferences specs requirements directions units lyrics dates distances dimensions"
-)
+PLURAL_FIELDS = _set("sets reps calories servings minutes hours pages bedrooms bathrooms seats points views likes attempts "
+                     "notes instructions details settings preferences specs requirements directions units lyrics dates "
+                     "distances dimensions quantities amounts")
 
 ENUM_DEFAULTS: dict[str, dict[str, list[str]]] = {
     "status": {

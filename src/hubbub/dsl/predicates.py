@@ -22,6 +22,7 @@ from hubbub.dsl.text import camel, pascal, singular, words
 PARTICLES = frozenset("out up off in down".split())
 PLACE_PREPS = frozenset("at on from inside within near across".split())
 RECORD_VERBS = frozenset("store record track log keep save".split())
+QUANTITY_WORDS = frozenset("quantity amount count number qty".split())
 ENTER_VERBS = frozenset("enter join enroll enrol register subscribe participate compete".split())  # take part in
 _PARTICIPLES = frozenset("sold made written taken given held kept paid sent run seen chosen taught built found "
                          "brought lent put set told led read split known grown drawn shown".split())
@@ -130,6 +131,8 @@ class Predicates(ReaderBase):
             return end
         if base in LOCATE_VERBS and not (base == "report" and n < len(cs) and cs[n].kind == "NP"):
             # ("sensors report measurements" has an object: a verb like any other, not "report to")
+            if n + 1 < len(cs) and cs[n].text in PARTICLES | {"back", "away"} and cs[n + 1].kind == "PREP":
+                n += 1  # "a costume goes out on many hires"
             if n < len(cs) and cs[n].kind == "PREP":
                 n += 1
             nps, end = self._np_list(cs, n)
@@ -362,9 +365,15 @@ class Predicates(ReaderBase):
         held = [o for o in self.last_object if o in self.dsl.entities and not dm.is_person(o)
                 and any(dm.is_event(o) and mg.linked(self.dsl, o, s) or mg.child_of(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
+            k = next((i for i, c in enumerate(self.current) if c is np), -1)
+            counted = 0 <= k < len(self.current) - 2 and self.current[k + 1].text == "with" \
+                and self.current[k + 2].kind == "NP" and singular(self.current[k + 2].head) in QUANTITY_WORDS
             for s in subject:
                 if mg.linked(self.dsl, obj, s, "many-to-many"):
                     continue  # already many each way: "a booking can include several players, and players make bookings"
+                if counted and (np.plural or np.explicit_many) and obj != s and not dm.is_person(obj):
+                    self._link(s, obj, "many-to-many")  # "an order lists several products with quantities": a line each
+                    continue
                 if held and not assoc and obj not in held and obj != s and not dm.is_event(obj) \
                         and not dm.is_person(obj) and base in dm.PICK_VERBS | {"pick", "choose", "select", "set"}:
                     # "customers buy tickets for a screening and pick a seat": the ticket holds the seat
