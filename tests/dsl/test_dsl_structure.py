@@ -376,6 +376,9 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
      {("Seed", M2O, "Shipment")}),
     (["Tents, customers. A rental can include several tents, and a tent goes out on lots of rentals."],
      {("Rental", M2M, "Tent")}, {("Tent", M2O, "Rental")}),
+    # two entities left unlinked are guessed one way, not both (which would read as many-to-many)
+    (["Wells, valleys. The council keeps a record of every water well, located within a valley."],
+     {("Well", M2O, "Valley")}, {("Well", M2M, "Valley"), ("Valley", M2M, "Well")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))
@@ -413,3 +416,13 @@ def test_fourth_round_entities(turns, entities, not_entities):
     got = set(run(*turns).entities)
     assert entities <= got
     assert not not_entities & got
+
+
+@pytest.mark.parametrize(("text", "link"), [
+    # a participle after "get"/"is" before a preposition is a passive; "it" is the clause's running subject
+    ("Invoices, payments. Payments get paid against invoices.", ("Payment", "Invoice")),
+    ("Walks, guides. Each walk has a date and a length, and it's led by one guide.", ("Walk", "Guide")),
+])
+def test_fourth_round_links_are_read_not_guessed(text, link):
+    analysis = analyze(None, [text])
+    assert analysis.provenance.get(("rel", *link, M2O)) == "stated"

@@ -43,6 +43,8 @@ _PHRASES = [
     (r"\b(i've|ive)\b", "i have"),
     (r"\b(i'm|im)\b", "i am"),
     (r"\b(they're|theyre)\b", "they are"),
+    (r"\b(it|he|she)'s (?=\w+ed\b|led\b|done\b|made\b|held\b|run\b|kept\b|sold\b|paid\b|sent\b|built\b)",
+     r"\1 is "),  # "and it's led by one guide": a passive
     (r"\b(dont)\b", "don't"),
     (r"\bin advance\b", ""),
     (r"\bmore than one\b", "several"),
@@ -231,6 +233,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
             and (len(toks) == 1 or toks[1] in (":", "=", "(")):
         tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
+    for i in range(1, len(toks) - 1):  # "deposits get paid against appointments": a participle after "is"/"get"
+        if tags[i] == "ADJ" and tags[i - 1] == "AUX" and tags[i + 1] == "PREP" and toks[i].endswith(("ed", "id")) \
+                and lx.verb_base(toks[i]) is not None:
+            tags[i] = "VERB"
     for i in range(1, len(toks) - 1):  # "for that tee time": after a preposition "that" points at a thing
         if toks[i] == "that" and tags[i - 1] == "PREP" and tags[i + 1] in ("NOUN", "AMB", "ADJ"):
             tags[i] = "DET"

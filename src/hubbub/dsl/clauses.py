@@ -330,6 +330,8 @@ class Clauses(Predicates):
             self.singular_subject = all(not np.plural and bool(np.det) for np in nps)
             return names, negated, True
         if j >= 0 and cs[j].kind == "PRON":
+            if cs[j].text == "it" and len(self.subject) == 1 and self.singular_subject:
+                return list(self.subject), negated, True  # "each tour has a date, and it is led by one guide"
             self.pronoun_subject = cs[j].text in ("we", "i", "you", "they")
             return [], negated, True
         if j >= 0 and cs[j].kind == "REL":  # "enrollments, which store a grade"

@@ -289,6 +289,8 @@ class Structure(ReaderBase):
             return
         linked = {r.source for r in self.dsl.relationships} | {r.target for r in self.dsl.relationships}
         for name in [n for n in self.dsl.entities if n in self.created and n not in linked]:
+            if name in linked:
+                continue  # linked as the parent of one guessed before it (not guessed again the other way)
             if dm.is_event(name) and self._join(name):
                 linked.add(name)
                 continue
