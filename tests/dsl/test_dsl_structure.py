@@ -411,6 +411,11 @@ def test_fourth_round_shapes(turns, expected, absent):
     # plurals after an item's colon, named nowhere else, are kinds of it
     (["1) Boats: dinghies and kayaks, with length and colour\n2) Sailors"], {"Boat", "Sailor"},
      {"Dinghy", "Kayak"}),
+    # an unknown word before an object pronoun is a verb; "a piece of X" is X; "drop the X stuff" drops X
+    (["Members, tokens. A member buys tokens and redeems them at a stall."], {"Member", "Token"}, {"Redeem"}),
+    (["Climbers hire gear; we track every piece of gear by serial number."], {"Climber", "Gear"}, {"Piece"}),
+    (["Ski school: pupils, lessons, and pupils rent skis, each ski tracked by serial number.",
+      "Drop the ski rental stuff, we don't do that any more."], {"Pupil", "Lesson"}, {"Ski"}),
 ])
 def test_fourth_round_entities(turns, entities, not_entities):
     got = set(run(*turns).entities)

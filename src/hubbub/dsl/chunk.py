@@ -40,6 +40,7 @@ _PHRASES = [
     (r"\b(is|are) (a|an) (member|branch|division|subdivision|section) of (?=(one|a|an|the|its|their|each)\b)",
      "belongs to "),
     (r"\bpart of\b", "in"),
+    (r"\b(piece|item|article)s? of (?=[a-z])", ""),  # "every piece of gear": the gear
     (r"\b(i've|ive)\b", "i have"),
     (r"\b(i'm|im)\b", "i am"),
     (r"\b(they're|theyre)\b", "they are"),
@@ -236,6 +237,10 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     for i in range(1, len(toks) - 1):  # "deposits get paid against appointments": a participle after "is"/"get"
         if tags[i] == "ADJ" and tags[i - 1] == "AUX" and tags[i + 1] == "PREP" and toks[i].endswith(("ed", "id")) \
                 and lx.verb_base(toks[i]) is not None:
+            tags[i] = "VERB"
+    for i in range(1, len(toks) - 1):  # "buys vouchers and redeems them": a word with an object pronoun is a verb
+        if tags[i] == "NOUN" and toks[i + 1] in ("them", "it", "him", "us") and toks[i].isalpha() \
+                and tags[i - 1] in ("CONJ", "PRON", "MODAL", "ADV", "NOUN", "PUNCT"):
             tags[i] = "VERB"
     for i in range(1, len(toks) - 1):  # "for that tee time": after a preposition "that" points at a thing
         if toks[i] == "that" and tags[i - 1] == "PREP" and tags[i + 1] in ("NOUN", "AMB", "ADJ"):

@@ -174,6 +174,13 @@ class Edits(ReaderBase):
             mg.drop_entity(self.dsl, name)
             self.dropped.add(name)
             return
+        if owner is None and np.head in ("stuff", "thing", "side", "bit", "part") and len(np.words) > 1:
+            # "drop the gear rental stuff": every entity the words before it name
+            for word in np.words[:-1]:
+                for entity in [e for e in self.dsl.entities if singular(word) in [w.lower() for w in words(e)]]:
+                    mg.drop_entity(self.dsl, entity)
+                    self.dropped.add(entity)
+            return
         owners = [owner] if owner else list(self.dsl.entities)
         for o in owners:
             self._drop_item(o, np)
