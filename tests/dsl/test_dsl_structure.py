@@ -379,6 +379,8 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     # two entities left unlinked are guessed one way, not both (which would read as many-to-many)
     (["Wells, valleys. The council keeps a record of every water well, located within a valley."],
      {("Well", M2O, "Valley")}, {("Well", M2M, "Valley"), ("Valley", M2M, "Well")}),
+    # "crews of three riders": each rider is in a crew
+    (["Crews of three riders race over several stages."], {("Rider", M2O, "Crew")}, {("Crew", M2O, "Rider")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))
@@ -414,6 +416,8 @@ def test_fourth_round_shapes(turns, expected, absent):
     # an unknown word before an object pronoun is a verb; "a piece of X" is X; "drop the X stuff" drops X
     (["Members, tokens. A member buys tokens and redeems them at a stall."], {"Member", "Token"}, {"Redeem"}),
     (["Climbers hire gear; we track every piece of gear by serial number."], {"Climber", "Gear"}, {"Piece"}),
+    (["Quiz nights: teams, rounds, themes.", "On second thought themes don't need their own table."],
+     {"Team", "Round"}, {"Theme"}),
     (["Ski school: pupils, lessons, and pupils rent skis, each ski tracked by serial number.",
       "Drop the ski rental stuff, we don't do that any more."], {"Pupil", "Lesson"}, {"Ski"}),
 ])

@@ -58,6 +58,7 @@ _PHRASES = [
     (r"\s+right\s+(?=(and|so|but)\b)", " "),
     (r"\b(hundreds|thousands|dozens|millions|lots|tons|loads|plenty|a lot|a bunch|a couple|a number) of\b", "many"),
     (r"\b(no|oh|hmm|um|ok|okay|actually)[,.]? wait\b[,.!]?", ""),
+    (r"\b(on second thoughts?|come to think of it|thinking about it)\b,?", "actually"),
     (r"\b(each|every|any|one) of (our|the|their|your|my|its|his|her|these|those|many|several)\b", r"\1"),
     (r"\b(one) of (two|three|four|five|six|seven|eight|nine|ten|twelve|\d+)\b", r"\1"),  # "one of eight rounds"
     (r"\bw/o\b", "without"),  # "ingredients w/ allergens"
@@ -252,7 +253,8 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
     for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour": after an article a verb's form is a noun
         if tags[i] == "VERB" and toks[i - 1] in ("a", "an", "the", "each", "every", "another") \
                 and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \
-                and toks[i] not in lx.IRREGULAR_FORMS:
+                and toks[i] not in lx.IRREGULAR_FORMS \
+                and not (i + 1 < len(toks) and tags[i + 1] in ("DET", "PRON", "NUM")):  # ("they each take a role")
             tags[i] = "NOUN"
     for i, tag in enumerate(tags):
         if tag == "AMB":

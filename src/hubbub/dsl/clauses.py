@@ -504,6 +504,9 @@ class Clauses(Predicates):
                 role = modifier_name(left, a)
                 if kb and any(" ".join(words(a)) in slot for slot in kb.parents):
                     self._link(b, a, "many-to-one")  # "pets in appointments": the appointment has the pet
+                elif cs[k].text == "of" and left.plural and right.plural and any(
+                        d.isdigit() or d in ("two", "three", "four", "five", "six", "several", "many") for d in right.det):
+                    self._link(b, a, "many-to-one")  # "teams of two speakers": each speaker is in a team
                 elif cs[k].text == "per" and not left.plural and dm.is_person(a) and not dm.is_person(b):
                     self._link(b, a, "many-to-one")  # "one driver per order": the order has its driver
                 elif role and not left.plural and cs[k].text == "of" and dm.is_event(b) and not dm.is_event(a):

@@ -134,6 +134,16 @@ class Edits(ReaderBase):
 
     def _statement(self, cs: list[Chunk]) -> bool:
         """'<field> should be unique', 'status can be open, pending or closed', 'X should be called Y'."""
+        for k in range(len(cs) - 3):  # "(on second thought) motions don't need their own table": not an entity
+            if cs[k].kind == "NP" and cs[k + 1].kind == "NEG" and cs[k + 2].kind == "VERB" \
+                    and (cs[k + 2].base or cs[k + 2].text) in ("need", "require") and cs[k + 3].kind == "NP" \
+                    and cs[k + 3].head in ("table", "entity", "model", "record", "list") \
+                    and all(c.kind in ("PREP", "NP", "ADV", "PUNCT") for c in cs[:k]):
+                name = self._known(cs[k])
+                if name:
+                    mg.drop_entity(self.dsl, name)
+                    self.dropped.add(name)
+                    return True
         if len(cs) < 3 or cs[0].kind != "NP":
             return False
         j = 1
