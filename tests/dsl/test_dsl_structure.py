@@ -381,6 +381,11 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
      {("Well", M2O, "Valley")}, {("Well", M2M, "Valley"), ("Valley", M2M, "Well")}),
     # "crews of three riders": each rider is in a crew
     (["Crews of three riders race over several stages."], {("Rider", M2O, "Crew")}, {("Crew", M2O, "Rider")}),
+    # "1+ lifts", "many lifts": a verb's plural form after a count is a noun
+    (["owners own barns, barn has 1+ lifts (capacity)."], {("Lift", M2O, "Barn")}, set()),
+    # "each sample taken at a well shall be ...": the participle's place
+    (["Ponds, samples. Each sample taken at a pond shall be recorded with the date."], {("Sample", M2O, "Pond")},
+     set()),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))

@@ -49,6 +49,7 @@ _PHRASES = [
     (r"\b(dont)\b", "don't"),
     (r"\bin advance\b", ""),
     (r"\bmore than one\b", "several"),
+    (r"(?<![\w.])[01]\s*(?:\+|\.\.\s*[n*])(?!\w)", "many"),  # "a building has 1+ lifts", "0..n tags"
     # "each heat has up to 4 pilots", "a crew of at least two": a bound on a number is many
     (r"\b(up to|at least|at most|no more than|a maximum of|a minimum of|a max of) (\d+|two|three|four|five|six|"
      r"seven|eight|nine|ten|eleven|twelve|[a-z]+teen|[a-z]+ty(?:-[a-z]+)?|a hundred|a dozen|several|many)\b"
@@ -250,8 +251,9 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         if tags[i] == "VERB" and tags[i - 1] == "NOUN" and tags[i + 1] == "NOUN" and not is_plural(toks[i - 1]) \
                 and lx.verb_base(toks[i]) == toks[i] and toks[i - 2] in ("a", "an", "the", "each", "every", "our", "my"):
             tags[i] = "NOUN"
-    for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour": after an article a verb's form is a noun
-        if tags[i] == "VERB" and toks[i - 1] in ("a", "an", "the", "each", "every", "another") \
+    for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour", "many lifts": a verb's form is a noun
+        if tags[i] == "VERB" and (toks[i - 1] in ("a", "an", "the", "each", "every", "another")
+                                  or tags[i - 1] in ("QUANT", "NUM") and is_plural(toks[i])) \
                 and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \
                 and toks[i] not in lx.IRREGULAR_FORMS \
                 and not (i + 1 < len(toks) and tags[i + 1] in ("DET", "PRON", "NUM")):  # ("they each take a role")

@@ -323,7 +323,12 @@ class Clauses(Predicates):
                 nps = [cs[m - 1]]  # "every check-in of a member is stored": the subject is the check-in
             elif m >= 2 and cs[m].kind == "PREP" and cs[m - 1].kind == "VERB" and is_participle(cs[m - 1].text) \
                     and cs[m - 2].kind == "NP" and len(nps) == 1 and m - 2 not in self.consumed:
+                place = nps[0]
                 nps = [cs[m - 2]]  # "each donation collected at a drive shall be recorded": the donation
+                thing, where = self._name(cs[m - 2]), self._known(place)
+                if thing and where and thing != where and not place.plural and {"a", "an", "one"} & set(place.det) \
+                        and cs[m].text in ("at", "in", "on", "from", "during"):
+                    self._link(thing, where, "many-to-one")  # ... at a drive: each one is of one drive
             names = [n for n in (self._name(np) for np in nps) if n]
             for idx in range(m, j + 1):
                 self.consumed.add(idx)
