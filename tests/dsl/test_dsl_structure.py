@@ -386,6 +386,9 @@ def test_edits_in_one_sentence_rename_both_and_not_tracking_drops():
     # "each sample taken at a well shall be ...": the participle's place
     (["Ponds, samples. Each sample taken at a pond shall be recorded with the date."], {("Sample", M2O, "Pond")},
      set()),
+    # "every X has a Y, and a Y can have several Xs" is one link seen from both sides; two of them are many
+    (["Pupils, guardians. Every pupil has a guardian who pays, and a guardian can have several pupils."],
+     {("Pupil", M2O, "Guardian")}, {("Guardian", M2M, "Pupil"), ("Pupil", M2M, "Guardian")}),
 ])
 def test_fourth_round_shapes(turns, expected, absent):
     got = links(run(*turns))

@@ -437,7 +437,7 @@ class Clauses(Predicates):
                 self._link(target, owner, "many-to-one")
             else:  # "each post has an author"; "only one customer" replaces what was said before
                 self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
-                if np.det == ["one"]:
+                if np.det in (["one"], ["a"], ["an"]) and not np.plural:
                     self._one(owner, target)
             return
         phrase = " ".join([m for m in np.mods if m not in FLAGS] + np.words)

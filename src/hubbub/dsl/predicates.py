@@ -328,8 +328,9 @@ class Predicates(ReaderBase):
                 member = base in dm.JOIN_VERBS and dm.is_person(name) and np.plural and not np.det
                 self._link(name, target, "many-to-many" if np.explicit_many or member else "many-to-one",
                            modifier_name(np, target), required=not optional)
-                if np.det == ["one"]:
-                    self._one(name, target)
+                if np.det in (["one"], ["a"], ["an"]) and not np.plural \
+                        and sum(self._target(other) == target for other in nps) == 1:  # (not "a bisque firing and
+                    self._one(name, target)  # a glaze firing": two of them)
 
     def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool, joins: bool = False) -> None:
         objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]

@@ -110,7 +110,7 @@ class ReaderBase:
 
     def _link(self, source: str, target: str, type_: str, name: str | None = None, how: str = "stated",
               required: bool = True, replace: bool = False) -> None:
-        if type_ == "many-to-many" and {(source, target), (target, source)} & self.one_of and how == "stated":
+        if type_ == "many-to-many" and (target, source) in self.one_of and how == "stated":
             return  # "each site is on one tariff; a tariff applies to many sites": the many is the one's other side
         self._entity(source, how)
         self._entity(target, how)
