@@ -424,6 +424,11 @@ def test_fourth_round_shapes(turns, expected, absent):
     # an unknown word before an object pronoun is a verb; "a piece of X" is X; "drop the X stuff" drops X
     (["Members, tokens. A member buys tokens and redeems them at a stall."], {"Member", "Token"}, {"Redeem"}),
     (["Climbers hire gear; we track every piece of gear by serial number."], {"Climber", "Gear"}, {"Piece"}),
+    # a record's trailing ", with a description, a quote": its fields; "delivered to a home address": a value
+    (["Bikes, repairs, mechanics. Each repair is for one bike, with a description, a quote and a due date."],
+     {"Bike", "Repair"}, {"Description", "Quote"}),
+    (["cake shop: customers, orders. orders: a customer orders one or more cakes, delivered to a home address"],
+     {"Customer", "Order", "Cake"}, {"HomeAddress", "Address"}),
     (["Quiz nights: teams, rounds, themes.", "On second thought themes don't need their own table."],
      {"Team", "Round"}, {"Theme"}),
     (["Ski school: pupils, lessons, and pupils rent skis, each ski tracked by serial number.",

@@ -99,8 +99,11 @@ class Predicates(ReaderBase):
                 nps, end = self._np_list(cs, n + 1)
                 spans = self._spans(cs, n + 1, end)
                 while end + 2 < len(cs) and cs[end].text == "," and cs[end + 1].kind == "PREP" \
-                        and cs[end + 1].text in ("at", "in", "on", "from", "with") and cs[end + 2].kind == "NP" \
+                        and (cs[end + 1].text in ("at", "in", "on", "from")
+                             or cs[end + 1].text == "with" and ("one" in cs[end + 2].det or self._known(cs[end + 2])))\
+                        and cs[end + 2].kind == "NP" \
                         and {"a", "an", "one"} & set(cs[end + 2].det) and not measure(cs[end + 2]):
+                    # (", with a description, a quote ...": the record's fields, read by ``_with``)
                     nps.append(cs[end + 2])  # "a meetup is between two people, at a cafe, on a date"
                     spans.append((list(), set(), set()))
                     end += 3
@@ -253,9 +256,9 @@ class Predicates(ReaderBase):
                     target = self._person(np, role) if (role or np.head in dm.ROLES) else self._name(np)
                     if not target or prep not in PASSIVE_PREPS:
                         continue
-                    if measure(np) and target not in self.dsl.entities and target not in self.vocab \
-                            and not np.plural:
-                        continue  # "collected ... on a given date": a value, not a thing
+                    if (measure(np) or np.head in ("address", "location") and len(np.words) > 1) \
+                            and target not in self.dsl.entities and target not in self.vocab and not np.plural:
+                        continue  # "collected ... on a given date", "delivered to a recipient address": a value
                     if base in RECORD_VERBS and prep in ("for", "per", "on", "against") and name != target \
                             and name not in self.dsl.entities and name not in self.vocab and name not in self.actors \
                             and not any(c.det not in ([], ["the"]) or c.plural  # (not "one result is")
