@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hubbub.dsl.analysis import accepts, analyze
 from hubbub.dsl.normalize import normalize
@@ -185,3 +187,23 @@ def test_a_pasted_document_is_bounded():
     long = "Each task has a title. " * 5000
     dsl = normalize(analyze(None, [long]).dsl)
     assert set(dsl.entities) == {"Task"}
+
+
+_PIECES = ("customers", "orders", "an order", "each", "has", "several", "products", "with", "a", "the", "(", ")",
+           "(a", ",", ".", ":", "=", "+", "->", "—", "is", "sent", "in", "by", "one", "of", "our", "1+", "0..n",
+           "w/", "judge's", "it's", "led", "don't", "need", "their", "own", "table", "per", "\n- ", "\n2) ", "lists",
+           "quantities", "every", "part", "we", "buy", "for", "a date range", "records:", "like", "e.g.")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=40))
+def test_any_text_reads_into_a_valid_model(pieces):
+    """Whatever the user types (an unclosed parenthesis, a stray dash): the reader never raises, and the model
+    it gives normalises to a valid one."""
+    dsl = normalize(analyze(None, [" ".join(pieces)]).dsl)
+    assert problems(dsl) == []
+
+
+def test_an_unclosed_parenthesis_in_a_list_is_read():
+    dsl = run("An item has a title, a price, a condition (a  and pictures.")
+    assert "Item" in dsl.entities and "title" in dsl.entities["Item"]

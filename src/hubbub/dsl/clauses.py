@@ -272,7 +272,7 @@ class Clauses(Predicates):
             if i < len(cs) and cs[i].text == "(":
                 while i < len(cs) and cs[i].text != ")":
                     i += 1
-                i += 1
+                i = min(i + 1, len(cs))  # (an unclosed "(" ends the list)
             if i + 1 < len(cs) and cs[i].text == "like" and cs[i + 1].kind == "NP" and out[-1].plural:
                 i += 1  # "inhabitants like corals, fish and inverts": examples of them, not more things
                 while i < len(cs) and (cs[i].kind == "NP" or cs[i].text in (",", "and", "or")) \
