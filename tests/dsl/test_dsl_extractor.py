@@ -193,3 +193,16 @@ def test_new_user_messages():
     assert new_user_messages(messages) == ["b", "c"]
     assert new_user_messages(messages[:-1]) == ["b", "c"]
     assert new_user_messages([Message("user", "only")]) == ["only"]
+
+
+async def test_a_fault_in_the_reader_keeps_the_model_instead_of_failing_the_turn(monkeypatch):
+    extractor = DslExtractor(None)  # type: ignore[arg-type]
+    first = await extractor.extract(None, None, chat("Each task has a title."), entry(JsonModel("}{")))
+
+    def broken(*_: Any) -> Any:
+        raise IndexError("a reader bug")
+
+    monkeypatch.setattr("hubbub.dsl.extractor.analyze", broken)
+    again = await extractor.extract(first.dsl, first.dsl.phase, chat("Each task has a title.", "And (projects"),
+                                    entry(JsonModel("}{")))
+    assert set(again.dsl.entities) == {"Task"} and problems(again.dsl) == []

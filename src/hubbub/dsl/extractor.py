@@ -111,6 +111,16 @@ def new_user_messages(messages: list[Message]) -> list[str]:
     return [m.content for m in messages[start:end] if m.role == "user"]
 
 
+def _read(previous: Dsl | None, new: list[str], users: list[str]) -> tuple[Analysis, Analysis]:
+    """The analysis of the new messages, and of the whole conversation; a fault in the reader keeps the
+    model as it was rather than failing the user's turn."""
+    try:
+        return analyze(previous, new), analyze(None, users)
+    except Exception:
+        log.exception("dsl analysis failed; the model is kept as it was")
+        return Analysis(previous.copy() if previous else Dsl()), Analysis(Dsl())
+
+
 class DslExtractor:
     """The ``TurnHook`` that keeps a builder chat's DSL (see the module docstring)."""
 
@@ -240,7 +250,7 @@ class DslExtractor:
         users = [m.content for m in messages if m.role == "user"]
         new = users if previous is None else new_user_messages(messages)
         previous = normalize(previous) if previous is not None else None
-        analysis, replay = await asyncio.to_thread(lambda: (analyze(previous, new), analyze(None, users)))
+        analysis, replay = await asyncio.to_thread(_read, previous, new, users)
         base = normalize(_without(analysis.dsl.copy(), replay.superseded))
         if entry is None:
             return _Started(previous, tuple(users), "", analysis, replay, base, False, None)
