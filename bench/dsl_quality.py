@@ -13,13 +13,13 @@ embedded SmolLM2-135M model proposing under its JSON schema. Scores:
   one-to-one unordered. ``links`` ignores the kind (any link between the pair).
 
 Targets: entity recall >= 0.9, precision >= 0.8, relationship recall >= 0.7 on ``eval``
-(issue 7) and on ``holdout6`` (issue 20), and relationship recall >= 0.7 on ``holdout3``.
+(issue 7) and on ``holdout7`` (issue 20), and relationship recall >= 0.7 on ``holdout3``.
 Which sets were seen while developing the analysis, and which phrasing families each
-covers, is in docs/dsl.md ("Quality"); ``holdout6`` was written by someone who never read the
-analysis code or its tests, committed before the third round of issue 20 changed it, and scored
+covers, is in docs/dsl.md ("Quality"); ``holdout7`` was written by someone who never read the
+analysis code or its tests, committed before the fourth round of issue 20 changed it, and scored
 at the end.
 
-    .venv/bin/python bench/dsl_quality.py [--sets eval,holdout,holdout2,holdout3,dev,holdout4,holdout5,holdout6]
+    .venv/bin/python bench/dsl_quality.py [--sets eval,holdout,holdout2,holdout3,dev,holdout4,holdout5,holdout6,holdout7]
         [--no-model]
         [--max-tokens 300] [--timeout 10] [--pg postgresql://postgres@127.0.0.1:5432/test] [--json out.json]
         [--upstream https://host/v1 --upstream-model M --upstream-key-env VAR] [--replay FILE|'']
@@ -53,12 +53,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SETS = {"eval": "dsl_eval.json", "holdout": "dsl_eval_holdout.json", "holdout2": "dsl_eval_holdout2.json",
         "holdout3": "dsl_eval_holdout3.json", "dev": "dsl_eval_dev.json", "holdout4": "dsl_eval_holdout4.json",
-        "holdout5": "dsl_eval_holdout5.json", "holdout6": "dsl_eval_holdout6.json"}
+        "holdout5": "dsl_eval_holdout5.json", "holdout6": "dsl_eval_holdout6.json",
+        "holdout7": "dsl_eval_holdout7.json"}
 TARGET = {"entity_recall": 0.9, "entity_precision": 0.8, "relationship_recall": 0.7}
-# Issue 7's targets on its evaluation set; issue 20's on the never-tuned set (holdout6 since the third
-# round: holdout4 and holdout5 were each scored once at the end of a round and developed on after), and
-# relationship recall on holdout3 (never tuned when it was written; the structural rules were developed on it).
-TARGETS = {"eval": TARGET, "holdout6": TARGET, "holdout3": {"relationship_recall": 0.7}}
+# Issue 7's targets on its evaluation set; issue 20's on the never-tuned set (holdout7 since the fourth
+# round: holdout4, holdout5 and holdout6 were each scored once at the end of a round and developed on after),
+# and relationship recall on holdout3 (never tuned when it was written; the structural rules were developed on it).
+TARGETS = {"eval": TARGET, "holdout7": TARGET, "holdout3": {"relationship_recall": 0.7}}
 
 
 def load(name: str) -> list[dict[str, Any]]:
