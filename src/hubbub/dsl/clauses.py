@@ -438,7 +438,7 @@ class Clauses(Predicates):
             else:  # "each post has an author"; "only one customer" replaces what was said before
                 self._link(owner, target, "many-to-one", required="optional" not in flags, replace="one" in np.det)
                 if np.det in (["one"], ["a"], ["an"]) and not np.plural:
-                    self._one(owner, target)
+                    self.one_of.add((owner, target))
             return
         phrase = " ".join([m for m in np.mods if m not in FLAGS] + np.words)
         phrase = re.sub(r"\bflag$", "", phrase).strip() or phrase

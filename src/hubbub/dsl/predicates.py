@@ -333,7 +333,7 @@ class Predicates(ReaderBase):
                            modifier_name(np, target), required=not optional)
                 if np.det in (["one"], ["a"], ["an"]) and not np.plural \
                         and sum(self._target(other) == target for other in nps) == 1:  # (not "a bisque firing and
-                    self._one(name, target)  # a glaze firing": two of them)
+                    self.one_of.add((name, target))  # a glaze firing": two of them)
 
     def _verb(self, base: str, subject: list[str], nps: list[Chunk], negated: bool, joins: bool = False) -> None:
         objects = [x for x in ((self._name(np), np) for np in nps) if x[0]]

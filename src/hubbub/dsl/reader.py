@@ -65,7 +65,6 @@ class ReaderBase:
         self.read_as_one = False  # the sentence's prepositions were read with its predicate ("is one X at one Y")
         self.composed = False  # the record being spelled out is written as a sum ("flavour = base + ingredients")
         self.one_of: set[tuple[str, str]] = set()  # (child, parent) this message linked by "one" ("is on one tariff")
-        self.many_made: set[frozenset[str]] = set()  # pairs this message linked many-to-many
         self.listed = False  # the message is a list from its first line
         self.business: set[str] = set()  # what the user says they are ("we're a bike shop"): no entity
         self.compounds: frozenset[str] = frozenset()  # two-word names the message uses ("inspection_report")
@@ -119,23 +118,11 @@ class ReaderBase:
         if replace:
             mg.drop_relationships(self.dsl, source, target, name)
         if mg.add_relationship(self.dsl, source, target, type_, name):
-            if type_ == "many-to-many":
-                self.many_made.add(frozenset((source, target)))
             rel = self.dsl.relationships[-1]
             self._mark(mg.rel_key(rel), how)
             if rel.type in ("many-to-one", "one-to-one"):
                 spec = Field("uuid", required=required, unique=rel.type == "one-to-one")
                 mg.set_field(self.dsl, rel.source, mg.fk_name(rel), spec, override=not required)
-
-    def _one(self, child: str, parent: str) -> None:
-        """``child`` was said to have *one* ``parent`` ("every part comes from one supplier"): a many-to-many
-        this message made of the pair from a plural ("we buy parts from many suppliers") gives way to it."""
-        self.one_of.add((child, parent))
-        if frozenset((child, parent)) in self.many_made and mg.linked(self.dsl, child, parent, "many-to-one"):
-            for rel in [r for r in self.dsl.relationships if r.type == "many-to-many"
-                        and {r.source, r.target} == {child, parent}]:
-                self.dsl.relationships.remove(rel)  # (a many-to-many has no key field to drop with it)
-                self.prov.pop(mg.rel_key(rel), None)
 
     def _supersede(self, names: set[str]) -> None:
         """A guessed parent (``structure._orphans``) gives way once the user says how its entity is linked."""
@@ -151,7 +138,7 @@ class ReaderBase:
 
     def message(self, text: str) -> None:
         self.created = set()
-        self.one_of, self.many_made = set(), set()
+        self.one_of = set()
         self.listed = bool(re.match(r"\s*(\d+[.)]|[-*\u2022+])\s", text))  # the message starts as a list
         self.verb_made = {}
         texts = [part for t in sentences(_ASIDE.sub(" ", _EXAMPLES.sub("", text)))[:300]
