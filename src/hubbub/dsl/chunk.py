@@ -233,31 +233,7 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
         if f"{singular(toks[i])}_{singular(toks[i + 1])}" in compounds and tags[i + 1] in ("NOUN", "AMB"):
             tags[i] = tags[i + 1] = "NOUN"
     _split_runs(toks, tags)
-    if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
-            and (len(toks) == 1 or toks[1] in (":", "=", "(")):
-        tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
-    for i in range(1, len(toks) - 1):  # "deposits get paid against appointments": a participle after "is"/"get"
-        if tags[i] == "ADJ" and tags[i - 1] == "AUX" and tags[i + 1] == "PREP" and toks[i].endswith(("ed", "id")) \
-                and lx.verb_base(toks[i]) is not None:
-            tags[i] = "VERB"
-    for i in range(1, len(toks) - 1):  # "buys vouchers and redeems them": a word with an object pronoun is a verb
-        if tags[i] == "NOUN" and toks[i + 1] in ("them", "it", "him", "us") and toks[i].isalpha() \
-                and tags[i - 1] in ("CONJ", "PRON", "MODAL", "ADV", "NOUN", "PUNCT"):
-            tags[i] = "VERB"
-    for i in range(1, len(toks) - 1):  # "for that tee time": after a preposition "that" points at a thing
-        if toks[i] == "that" and tags[i - 1] == "PREP" and tags[i + 1] in ("NOUN", "AMB", "ADJ"):
-            tags[i] = "DET"
-    for i in range(2, len(toks) - 1):  # "a wildlife rescue centre": a verb's base form inside a noun compound
-        if tags[i] == "VERB" and tags[i - 1] == "NOUN" and tags[i + 1] == "NOUN" and not is_plural(toks[i - 1]) \
-                and lx.verb_base(toks[i]) == toks[i] and toks[i - 2] in ("a", "an", "the", "each", "every", "our", "my"):
-            tags[i] = "NOUN"
-    for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour", "many lifts": a verb's form is a noun
-        if tags[i] == "VERB" and (toks[i - 1] in ("a", "an", "the", "each", "every", "another")
-                                  or tags[i - 1] in ("QUANT", "NUM") and is_plural(toks[i])) \
-                and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \
-                and toks[i] not in lx.IRREGULAR_FORMS \
-                and not (i + 1 < len(toks) and tags[i + 1] in ("DET", "PRON", "NUM")):  # ("they each take a role")
-            tags[i] = "NOUN"
+    _retag(toks, tags)
     for i, tag in enumerate(tags):
         if tag == "AMB":
             tags[i] = _resolve(i, toks, tags, compounds)
@@ -320,6 +296,35 @@ def chunk(sentence: str, compounds: frozenset[str] = frozenset()) -> list[Chunk]
                          and (tags[i + 1] == "PREP" or toks[i + 1] in ("up", "out", "off"))):
             tags[i] = "NOUN"  # (not "routes, each *run* by one bus")
     return _counts(_group(toks, tags))
+
+
+def _retag(toks: list[str], tags: list[str]) -> None:
+    """Word classes the lexicon cannot decide alone, from the words around them (issue 20, round 4)."""
+    if toks and tags[0] in ("VERB", "AMB") and toks[0].isalpha() and is_plural(toks[0]) \
+            and (len(toks) == 1 or toks[1] in (":", "=", "(")):
+        tags[0] = "NOUN"  # "marks: one judge's mark ...", "• pours": a line that starts by naming its thing
+    for i in range(1, len(toks) - 1):  # "deposits get paid against appointments": a participle after "is"/"get"
+        if tags[i] == "ADJ" and tags[i - 1] == "AUX" and tags[i + 1] == "PREP" and toks[i].endswith(("ed", "id")) \
+                and lx.verb_base(toks[i]) is not None:
+            tags[i] = "VERB"
+    for i in range(1, len(toks) - 1):  # "buys vouchers and redeems them": a word with an object pronoun is a verb
+        if tags[i] == "NOUN" and toks[i + 1] in ("them", "it", "him", "us") and toks[i].isalpha() \
+                and tags[i - 1] in ("CONJ", "PRON", "MODAL", "ADV", "NOUN", "PUNCT"):
+            tags[i] = "VERB"
+    for i in range(1, len(toks) - 1):  # "for that tee time": after a preposition "that" points at a thing
+        if toks[i] == "that" and tags[i - 1] == "PREP" and tags[i + 1] in ("NOUN", "AMB", "ADJ"):
+            tags[i] = "DET"
+    for i in range(2, len(toks) - 1):  # "a wildlife rescue centre": a verb's base form inside a noun compound
+        if tags[i] == "VERB" and tags[i - 1] == "NOUN" and tags[i + 1] == "NOUN" and not is_plural(toks[i - 1]) \
+                and lx.verb_base(toks[i]) == toks[i] and toks[i - 2] in ("a", "an", "the", "each", "every", "our", "my"):
+            tags[i] = "NOUN"
+    for i in range(1, len(toks)):  # "a sponsor runs trials", "each pour", "many lifts": a verb's form is a noun
+        if tags[i] == "VERB" and (toks[i - 1] in ("a", "an", "the", "each", "every", "another")
+                                  or tags[i - 1] in ("QUANT", "NUM") and is_plural(toks[i])) \
+                and not toks[i].endswith(("ed", "ing")) and lx.verb_base(toks[i]) in (toks[i], singular(toks[i])) \
+                and toks[i] not in lx.IRREGULAR_FORMS \
+                and not (i + 1 < len(toks) and tags[i + 1] in ("DET", "PRON", "NUM")):  # ("they each take a role")
+            tags[i] = "NOUN"
 
 
 _COUNT_WORDS = frozenset("number count amount quantity total".split())
