@@ -305,10 +305,20 @@ class Predicates(ReaderBase):
                 self._link(name, pascal("tag" if base == "tag" else base), "many-to-many", how="stated")
         return self._with(cs, end, subject)
 
+    def _named(self, determined: bool = False) -> set[str]:
+        """Every entity name this message's noun phrases give (only those with a determiner, "a booking",
+        when ``determined``)."""
+        return {n for cs in self.sents for n in (self._name(c) for c in cs if c.kind == "NP"
+                                                 and (c.det or not determined)) if n}
+
+    def _following(self, np: Chunk) -> list[Chunk]:
+        """The chunks after ``np`` in the sentence being read."""
+        k = next((i for i, c in enumerate(self.current) if c is np), len(self.current))
+        return self.current[k + 1:]
+
     def _transaction(self, base: str, ends: set[str]) -> str | None:
         """The record this message names for a verb's act ("lend" -> a ``Loan``), if any."""
-        names = set(self.dsl.entities) | self.vocab | {n for cs in self.sents for n in
-                                                      (self._name(c) for c in cs if c.kind == "NP") if n}
+        names = set(self.dsl.entities) | self.vocab | self._named()
         for cand in dm.TRANSACTIONS.get(base, ()):
             if pascal(cand) in names and pascal(cand) not in ends:
                 return pascal(cand)
@@ -348,7 +358,7 @@ class Predicates(ReaderBase):
             if pascal(cand) in known:
                 assoc = pascal(cand)
         if assoc is None:  # "researchers book time on instruments" + "a booking is for one instrument"
-            named = {n for cs in self.sents for n in (self._name(c) for c in cs if c.kind == "NP" and c.det) if n}
+            named = self._named(determined=True)
             assoc = next((pascal(c) for c in dm.TRANSACTIONS.get(base, ()) if pascal(c) in named), None)
         stem = base[:-1] if base.endswith("e") else base
         nouns = {base, base + "ing", base + "ment", base + "al", stem + "ation", stem + "ion", base + "ation"}
@@ -357,8 +367,8 @@ class Predicates(ReaderBase):
                     and name not in subject and not dm.is_person(name):  # (not "judges judge classes")
                 assoc = name
         for name, np in list(objects):  # "subscribers choose a box size": a value of theirs, not an entity
-            k = next((i for i, c in enumerate(self.current) if c is np), -1)
-            per = 0 <= k < len(self.current) - 1 and self.current[k + 1].text in ("per", "for")  # "a budget per category"
+            after = self._following(np)
+            per = bool(after) and after[0].text in ("per", "for")  # "a budget per category"
             if name not in self.dsl.entities and name not in self.vocab and not np.plural and measure(np, "enum") \
                     and not per:
                 objects.remove((name, np))
@@ -369,9 +379,9 @@ class Predicates(ReaderBase):
         held = [o for o in self.last_object if o in self.dsl.entities and not dm.is_person(o)
                 and any(dm.is_event(o) and mg.linked(self.dsl, o, s) or mg.child_of(self.dsl, o, s) for s in subject)]
         for obj, np in objects:
-            k = next((i for i, c in enumerate(self.current) if c is np), -1)
-            counted = 0 <= k < len(self.current) - 2 and self.current[k + 1].text == "with" \
-                and self.current[k + 2].kind == "NP" and singular(self.current[k + 2].head) in QUANTITY_WORDS
+            after = self._following(np)
+            counted = len(after) > 1 and after[0].text == "with" and after[1].kind == "NP" \
+                and singular(after[1].head) in QUANTITY_WORDS
             for s in subject:
                 if mg.linked(self.dsl, obj, s, "many-to-many"):
                     continue  # already many each way: "a booking can include several players, and players make bookings"
