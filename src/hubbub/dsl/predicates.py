@@ -357,7 +357,7 @@ class Predicates(ReaderBase):
         for cand in dm.TRANSACTIONS.get(base, ()):
             if pascal(cand) in known:
                 assoc = pascal(cand)
-        if assoc is None:  # "researchers book time on instruments" + "a booking is for one instrument"
+        if assoc is None and base in dm.TRANSACTIONS:  # "researchers book time on instruments" + "a booking is ..."
             named = self._named(determined=True)
             assoc = next((pascal(c) for c in dm.TRANSACTIONS.get(base, ()) if pascal(c) in named), None)
         stem = base[:-1] if base.endswith("e") else base
